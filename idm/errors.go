@@ -1,0 +1,137 @@
+package idm
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Error kinds. Every error that a handler returns is classified by the first
+// of these that it wraps (see [StatusOf]); stores translate their own errors
+// into [ErrNotFound], [ErrConflict] and [ErrUnavailable] at their boundary.
+var (
+	ErrInvalid          = errors.New("invalid request")          // 400
+	ErrUnauthorized     = errors.New("unauthorized")             // 401
+	ErrForbidden        = errors.New("forbidden")                // 403
+	ErrNotFound         = errors.New("not found")                // 404
+	ErrMethodNotAllowed = errors.New("method not allowed")       // 405
+	ErrNotAcceptable    = errors.New("not acceptable")           // 406
+	ErrConflict         = errors.New("conflict")                 // 409
+	ErrPrecondition     = errors.New("precondition failed")      // 412
+	ErrTooLarge         = errors.New("request entity too large") // 413
+	ErrUnsupportedMedia = errors.New("unsupported media type")   // 415
+	ErrTooMany          = errors.New("too many requests")        // 429
+	ErrUnavailable      = errors.New("service unavailable")      // 503
+)
+
+var statusOfKind = []struct {
+	kind   error
+	status int
+}{
+	{ErrInvalid, http.StatusBadRequest},
+	{ErrUnauthorized, http.StatusUnauthorized},
+	{ErrForbidden, http.StatusForbidden},
+	{ErrNotFound, http.StatusNotFound},
+	{ErrMethodNotAllowed, http.StatusMethodNotAllowed},
+	{ErrNotAcceptable, http.StatusNotAcceptable},
+	{ErrConflict, http.StatusConflict},
+	{ErrPrecondition, http.StatusPreconditionFailed},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge},
+	{ErrUnsupportedMedia, http.StatusUnsupportedMediaType},
+	{ErrTooMany, http.StatusTooManyRequests},
+	{ErrUnavailable, http.StatusServiceUnavailable},
+}
+
+// Error is an error with a kind and a message meant for the client. It
+// unwraps to both its Kind and its Err (the cause, which is logged but never
+// shown to the client), so errors.Is(err, idm.ErrNotFound) works on it.
+type Error struct {
+	Kind    error  // one of the Err* kinds above
+	Message string // shown to the client for 4xx statuses
+	Err     error  // optional cause, for logs only
+}
+
+// E returns an [*Error] of the given kind with a client-facing message.
+func E(kind error, message string) *Error {
+	return &Error{Kind: kind, Message: message}
+}
+
+// Wrap returns an [*Error] of the given kind and message that keeps err as
+// its cause.
+func Wrap(kind error, message string, err error) *Error {
+	return &Error{Kind: kind, Message: message, Err: err}
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Kind != nil {
+		msg = e.Kind.Error()
+	}
+	if e.Err != nil {
+		return msg + ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the error's kind and cause.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.Kind != nil {
+		errs = append(errs, e.Kind)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// StatusOf returns the HTTP status for err: the status of the first error kind
+// it wraps, 200 for nil, and 500 for anything else.
+func StatusOf(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	// An *Error's own kind wins over kinds found in its cause.
+	var e *Error
+	if errors.As(err, &e) && e.Kind != nil {
+		for _, k := range statusOfKind {
+			if errors.Is(e.Kind, k.kind) {
+				return k.status
+			}
+		}
+	}
+	for _, k := range statusOfKind {
+		if errors.Is(err, k.kind) {
+			return k.status
+		}
+	}
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+// MessageOf returns the client-facing message for err: the message of the
+// outermost [*Error] for 4xx statuses, the kind's text when there is none, and
+// a fixed "internal error" (or "service unavailable") for 5xx statuses, so that
+// internal error texts never reach a client.
+func MessageOf(err error) string {
+	status := StatusOf(err)
+	switch {
+	case status == http.StatusServiceUnavailable:
+		return "service unavailable"
+	case status >= 500:
+		return "internal error"
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		return e.Message
+	}
+	for _, k := range statusOfKind {
+		if errors.Is(err, k.kind) {
+			return k.kind.Error()
+		}
+	}
+	return http.StatusText(status)
+}

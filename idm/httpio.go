@@ -1,0 +1,258 @@
+package idm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+)
+
+// DefaultMaxBodyBytes is the default limit on the size of a request body.
+const DefaultMaxBodyBytes = 1 << 20
+
+// MaxJSONDepth is the deepest nesting of arrays and objects that
+// [DecodeJSON] accepts.
+const MaxJSONDepth = 32
+
+// ErrorBody is the JSON error envelope: {"error":{"status":N,"message":"..."}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inner part of [ErrorBody].
+type ErrorDetail struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+// DataBody is the envelope of successful JSON answers: {"data": ...}.
+type DataBody[T any] struct {
+	Data T `json:"data"`
+}
+
+// WriteJSON writes v as a JSON body with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only programming errors (unsupported types) end up here.
+		b, status = []byte(`{"error":{"status":500,"message":"internal error"}}`), http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// WriteData writes {"data": v} with the given status.
+func WriteData[T any](w http.ResponseWriter, status int, v T) {
+	WriteJSON(w, status, DataBody[T]{Data: v})
+}
+
+// WriteError writes the JSON error envelope for err with the status from
+// [StatusOf] and the message from [MessageOf]. Server errors (5xx) are logged
+// once, here, with their cause and the request's context; client errors are
+// logged at debug level. log may be nil.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status := StatusOf(err)
+	if log != nil {
+		ctx := r.Context()
+		attrs := []any{"method", r.Method, "pattern", r.Pattern, "status", status, "err", err}
+		if status >= 500 {
+			log.ErrorContext(ctx, "request failed", attrs...)
+		} else {
+			log.DebugContext(ctx, "request refused", attrs...)
+		}
+	}
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", `JWT realm="idm"`)
+	}
+	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Status: status, Message: MessageOf(err)}})
+}
+
+// DecodeJSON reads r's body as one JSON value into dst. The body may be at
+// most maxBytes long (0 means [DefaultMaxBodyBytes]); it must be valid UTF-8,
+// nest no deeper than [MaxJSONDepth], carry no fields that dst lacks, and hold
+// nothing after the value. A Content-Type other than application/json is
+// refused with [ErrUnsupportedMedia] (a missing one is accepted). Every
+// failure is an [*Error] whose message says what is wrong.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return E(ErrUnsupportedMedia, "the request body must be JSON (Content-Type: application/json)")
+		}
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBodyBytes
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return E(ErrTooLarge, fmt.Sprintf("request body too large (limit %d bytes)", mb.Limit))
+		}
+		return Wrap(ErrInvalid, "could not read the request body", err)
+	}
+	return UnmarshalJSON(body, dst)
+}
+
+// UnmarshalJSON decodes body into dst with the rules of [DecodeJSON] (valid
+// UTF-8, bounded nesting, no unknown fields, nothing trailing).
+func UnmarshalJSON(body []byte, dst any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return E(ErrInvalid, "request body is empty")
+	}
+	if !utf8.Valid(body) {
+		return E(ErrInvalid, "request body is not valid UTF-8")
+	}
+	if err := checkDepth(body, MaxJSONDepth); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return E(ErrInvalid, "malformed JSON: unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// jsonError turns an encoding/json error into a client-facing *Error.
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return Wrap(ErrInvalid, fmt.Sprintf("malformed JSON at byte %d", syn.Offset), err)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return Wrap(ErrInvalid, "malformed JSON: unexpected end of input", err)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return Wrap(ErrInvalid, fmt.Sprintf("field %q must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value), err)
+		}
+		return Wrap(ErrInvalid, fmt.Sprintf("the request body must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value), err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no typed error for unknown fields; its text is
+		// stable and documented ("json: unknown field \"x\"").
+		return Wrap(ErrInvalid, "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "), err)
+	default:
+		return Wrap(ErrInvalid, "malformed JSON", err)
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
+		return "a number"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	default:
+		return "of another type"
+	}
+}
+
+// checkDepth refuses JSON nested deeper than max without decoding it.
+func checkDepth(b []byte, max int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return E(ErrInvalid, fmt.Sprintf("JSON nested deeper than %d levels", max))
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// Mux is an [http.ServeMux] whose answers for unknown paths (404) and wrong
+// methods (405, with Allow) are the JSON error envelope, with the original's
+// messages "Not Found" and "Method Not Allowed". Every handler package serves
+// its routes through a Mux, and a host may use one as its root mux.
+type Mux struct {
+	*http.ServeMux
+}
+
+// NewMux returns an empty [Mux].
+func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
+
+// ServeHTTP dispatches the request to the handler whose pattern matches it;
+// requests that match no pattern get a JSON 404 or 405.
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := m.Handler(r)
+	if pattern != "" {
+		m.ServeMux.ServeHTTP(w, r)
+		return
+	}
+	// No pattern: ServeMux would answer 404, 405 or a redirect to a cleaned
+	// path. Let it write into a recorder and translate 404 and 405.
+	rec := &fallbackRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	switch rec.status {
+	case http.StatusNotFound:
+		WriteError(w, r, nil, E(ErrNotFound, "Not Found"))
+	case http.StatusMethodNotAllowed:
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		WriteError(w, r, nil, E(ErrMethodNotAllowed, "Method Not Allowed"))
+	default:
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
+	}
+}
+
+// fallbackRecorder captures what ServeMux's built-in 404/405/redirect
+// handlers write.
+type fallbackRecorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (f *fallbackRecorder) Header() http.Header { return f.header }
+func (f *fallbackRecorder) WriteHeader(code int) {
+	if f.status == 0 {
+		f.status = code
+	}
+}
+func (f *fallbackRecorder) Write(b []byte) (int, error) {
+	if f.status == 0 {
+		f.status = http.StatusOK
+	}
+	return f.body.Write(b)
+}

@@ -1,0 +1,175 @@
+package idm
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// User is a member of study staff who logs in to the service.
+type User struct {
+	ID       string // 24 lowercase hex characters
+	Username string // an email address, stored lower-cased
+	// PasswordHash is the encoded password hash (see auth); empty for a user
+	// who was invited and has not set a password yet. It is never serialised.
+	PasswordHash string
+	Admin        bool
+	Disabled     bool
+	// TokenVersion is raised whenever the user's earlier tokens must stop
+	// working: a password change or reset, disabling, an admin-flag change,
+	// deletion and logout.
+	TokenVersion    int64
+	Created         time.Time
+	Changed         time.Time
+	PasswordChanged time.Time // zero when the password was never changed
+}
+
+// UserView is the JSON form of a [User] that the API returns: it has no
+// password hash and no token version.
+type UserView struct {
+	ID              string     `json:"id"`
+	Username        string     `json:"username"`
+	Admin           bool       `json:"admin"`
+	Disabled        bool       `json:"disabled"`
+	Created         time.Time  `json:"created"`
+	Changed         time.Time  `json:"changed"`
+	PasswordChanged *time.Time `json:"password_changed,omitempty"`
+}
+
+// View returns the public JSON form of u.
+func (u User) View() UserView {
+	v := UserView{ID: u.ID, Username: u.Username, Admin: u.Admin, Disabled: u.Disabled, Created: u.Created, Changed: u.Changed}
+	if !u.PasswordChanged.IsZero() {
+		t := u.PasswordChanged
+		v.PasswordChanged = &t
+	}
+	return v
+}
+
+// UserFilter selects a page of users for [UserStore.ListUsers].
+type UserFilter struct {
+	Search string // case-insensitive literal substring of the username; "" for all
+	Offset int
+	Limit  int // 0 means no limit
+}
+
+// Subject is a study participant, identified by their study-specific
+// subject ID (SSSID).
+type Subject struct {
+	ID    string // internal identifier (24 hex); never returned by the API
+	SSSID string
+	Name  string
+	Bday  string // as the client sent it (RFC 3339 date or date-time)
+	Email string
+	// Status dates, as the client sent them; "" when unset.
+	DateInvited   string
+	DateConsented string
+	DateEnrolled  string
+	DateWithdrawn string
+	Created       time.Time
+	Changed       time.Time
+	// Extra holds any other top-level keys the client stored, verbatim.
+	Extra map[string]json.RawMessage
+}
+
+// SubjectColumns lists the columns subjects can be sorted by, as the API
+// names them.
+var SubjectColumns = []string{
+	"sssid", "name", "bday", "email", "created", "changed",
+	"date_invited", "date_consented", "date_enrolled", "date_withdrawn",
+}
+
+// SubjectFilter selects a page of subjects for [SubjectStore.ListSubjects].
+type SubjectFilter struct {
+	// Search is matched literally and case-insensitively as a substring of
+	// the SSSID or the name, or as a prefix of the birthday; "" for all.
+	Search string
+	// OrderCol is one of [SubjectColumns]; "" means "sssid". Ties are broken
+	// by SSSID, ascending.
+	OrderCol string
+	Desc     bool
+	Offset   int
+	Limit    int // 0 means no limit
+}
+
+// Link is an enrolment link: a one-time binding of a subject to the mobile
+// app, carried to the app as a signed JWT (shown as a QR code).
+type Link struct {
+	ID        string // the JWT's jti; 24 hex
+	SSSID     string // the subject ("sub" in the API)
+	Issuer    string
+	Audience  string
+	Algorithm string
+	Created   time.Time
+	Changed   time.Time
+	// Exp is the link JWT's expiry as Unix seconds; 0 until a JWT is minted.
+	Exp int64
+	// JWT is the issued link token, served again while it is valid; "" for
+	// links migrated from the original, which keep only JWTHash.
+	JWT string
+	// JWTHash is the lowercase hex SHA-256 of the issued JWT; "" until minted.
+	JWTHash      string
+	LinkedTo     string
+	LinkedSystem string
+	LinkedOn     time.Time // zero until established
+	WithdrawnOn  string    // a date set by staff; "" when not withdrawn
+	Revoked      time.Time // zero unless the link was revoked
+}
+
+// AuditEvent is one entry of the audit trail.
+type AuditEvent struct {
+	ID       string
+	Time     time.Time
+	Document string // the ID of the user, subject or link the event is about
+	DocType  string // "user", "subject", "link" or "auth"
+	ActorID  string // "" when no staff user acted (e.g. /establish)
+	Actor    string // the actor's username at the time
+	Action   string
+	// Old and New hold the changed values (JSON), for admins' eyes.
+	Old json.RawMessage
+	New json.RawMessage
+}
+
+// Document types of [AuditEvent].
+const (
+	DocUser    = "user"
+	DocSubject = "subject"
+	DocLink    = "link"
+	DocAuth    = "auth"
+)
+
+// AuditFilter selects audit records for [AuditStore.ListAudits].
+type AuditFilter struct {
+	Actor  string    // actor username or ID; "" for all
+	Since  time.Time // inclusive; zero for no lower bound
+	Until  time.Time // exclusive; zero for no upper bound
+	Offset int
+	Limit  int // 0 means no limit
+}
+
+// ResetToken is a one-time password-reset (or invitation) token. Only the
+// SHA-256 of the token is stored; the token itself exists only in the email.
+type ResetToken struct {
+	Hash    string // lowercase hex SHA-256 of the token
+	UserID  string
+	Purpose string // "reset" or "invite"
+	Created time.Time
+	Expires time.Time
+}
+
+// SigningKey is a key for signing tokens, kept in the store when the service
+// generates its own.
+type SigningKey struct {
+	Name    string // unique name of the record, e.g. "default"
+	KID     string // the JWT key ID
+	Alg     string // "HS256", "EdDSA", "RS256" or "ES256"
+	Secret  []byte // HMAC secret, or PKCS#8 DER private key
+	Created time.Time
+}
+
+// LoginFailures counts failed logins of one account within a window.
+type LoginFailures struct {
+	Key   string    // normalised username (also for unknown accounts)
+	Count int       // failures since Since
+	Since time.Time // the first failure of the current window
+	Last  time.Time // the latest failure
+}

@@ -1,0 +1,151 @@
+package idm
+
+import (
+	"context"
+	"time"
+)
+
+// UserStore keeps staff users. Usernames are unique, compared
+// case-insensitively.
+type UserStore interface {
+	// CreateUser stores a new user; u.ID must be set. A username that is
+	// taken (in any letter case) gives ErrConflict.
+	CreateUser(ctx context.Context, u User) error
+	// FindUserByID returns the user with the given ID, or ErrNotFound.
+	FindUserByID(ctx context.Context, id string) (User, error)
+	// FindUserByUsername returns the user with the given username, compared
+	// case-insensitively, or ErrNotFound.
+	FindUserByUsername(ctx context.Context, username string) (User, error)
+	// UpdateUser replaces the user with u.ID by u: ErrNotFound when there is
+	// none, ErrConflict when the new username is taken.
+	UpdateUser(ctx context.Context, u User) error
+	// DeleteUser removes a user, or returns ErrNotFound.
+	DeleteUser(ctx context.Context, id string) error
+	// ListUsers returns a page of users ordered by username, and the number
+	// of users that match the filter in all.
+	ListUsers(ctx context.Context, f UserFilter) ([]User, int, error)
+	// CountAdmins returns the number of enabled admins.
+	CountAdmins(ctx context.Context) (int, error)
+}
+
+// SubjectStore keeps study subjects. SSSIDs are unique (case-sensitive).
+type SubjectStore interface {
+	// CreateSubject stores a new subject; s.ID must be set. A taken SSSID
+	// gives ErrConflict.
+	CreateSubject(ctx context.Context, s Subject) error
+	// FindSubject returns the subject with the given SSSID, or ErrNotFound.
+	FindSubject(ctx context.Context, sssid string) (Subject, error)
+	// UpdateSubject replaces the subject with s.SSSID by s, or returns
+	// ErrNotFound.
+	UpdateSubject(ctx context.Context, s Subject) error
+	// DeleteSubject removes a subject, or returns ErrNotFound.
+	DeleteSubject(ctx context.Context, sssid string) error
+	// ListSubjects returns a page of subjects and the number of subjects that
+	// match the filter in all.
+	ListSubjects(ctx context.Context, f SubjectFilter) ([]Subject, int, error)
+}
+
+// LinkStore keeps enrolment links.
+type LinkStore interface {
+	// CreateLink stores a new link; l.ID must be set (ErrConflict if taken).
+	CreateLink(ctx context.Context, l Link) error
+	// FindLink returns the link with the given ID, or ErrNotFound.
+	FindLink(ctx context.Context, id string) (Link, error)
+	// FindLinkByJWTHash returns the link whose JWTHash is hash, or
+	// ErrNotFound.
+	FindLinkByJWTHash(ctx context.Context, hash string) (Link, error)
+	// UpdateLink replaces the link with l.ID by l, or returns ErrNotFound.
+	UpdateLink(ctx context.Context, l Link) error
+	// DeleteLink removes a link, or returns ErrNotFound.
+	DeleteLink(ctx context.Context, id string) error
+	// LinksForSubjects returns the links of the given subjects, ordered by
+	// creation time and then ID; an empty slice when there are none.
+	LinksForSubjects(ctx context.Context, sssids ...string) ([]Link, error)
+	// EstablishLink atomically binds the link to linkedTo/system at on,
+	// provided it is neither linked nor revoked yet, and returns the updated
+	// link. A link that is already linked gives ErrConflict; a missing or
+	// revoked one gives ErrNotFound. Of several concurrent callers exactly
+	// one succeeds.
+	EstablishLink(ctx context.Context, id, linkedTo, system string, on time.Time) (Link, error)
+}
+
+// AuditStore keeps the audit trail. Records are only ever appended.
+type AuditStore interface {
+	// AppendAudit stores e; e.ID must be set.
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// AuditsFor returns the records about any of the given documents, oldest
+	// first (ties by ID); an empty slice when there are none.
+	AuditsFor(ctx context.Context, documents ...string) ([]AuditEvent, error)
+	// ListAudits returns a page of records, oldest first, and the number of
+	// records that match the filter in all.
+	ListAudits(ctx context.Context, f AuditFilter) ([]AuditEvent, int, error)
+}
+
+// ResetTokenStore keeps one-time password-reset tokens by their hash.
+// Expired tokens are never returned, whether or not they were cleaned up.
+type ResetTokenStore interface {
+	// CreateResetToken stores t (ErrConflict if its hash exists).
+	CreateResetToken(ctx context.Context, t ResetToken) error
+	// FindResetToken returns the token with the given hash that has not
+	// expired at now, or ErrNotFound. It does not consume the token.
+	FindResetToken(ctx context.Context, hash string, now time.Time) (ResetToken, error)
+	// ConsumeResetToken atomically removes and returns the token with the
+	// given hash if it has not expired at now, or returns ErrNotFound. Of
+	// several concurrent callers exactly one succeeds.
+	ConsumeResetToken(ctx context.Context, hash string, now time.Time) (ResetToken, error)
+	// DeleteResetTokens removes all tokens of a user.
+	DeleteResetTokens(ctx context.Context, userID string) error
+	// CountResetTokens returns how many tokens of a user were created at or
+	// after since (expired ones included, until they are purged).
+	CountResetTokens(ctx context.Context, userID string, since time.Time) (int, error)
+	// PurgeExpiredResetTokens removes tokens that expired at or before now
+	// and returns how many it removed.
+	PurgeExpiredResetTokens(ctx context.Context, now time.Time) (int, error)
+}
+
+// KeyStore keeps generated signing keys.
+type KeyStore interface {
+	// CreateSigningKey stores k under k.Name; ErrConflict if a key of that
+	// name exists (so that of several instances exactly one creates it).
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// FindSigningKey returns the key stored under name, or ErrNotFound.
+	FindSigningKey(ctx context.Context, name string) (SigningKey, error)
+}
+
+// MetaStore keeps the one-time bootstrap marker and the per-account login
+// failure counters.
+type MetaStore interface {
+	// MarkBootstrapped sets the one-time bootstrap marker. It returns
+	// ErrConflict if the marker is already set: of several concurrent callers
+	// exactly one succeeds.
+	MarkBootstrapped(ctx context.Context, at time.Time) error
+	// Bootstrapped reports whether the bootstrap marker is set.
+	Bootstrapped(ctx context.Context) (bool, error)
+	// RecordLoginFailure counts one failed login for key at now and returns
+	// the counter. A counter whose window (Since + window) has passed at now
+	// starts again at 1.
+	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (LoginFailures, error)
+	// LoginFailures returns the counter for key; a zero counter (Count 0)
+	// when there is none.
+	LoginFailures(ctx context.Context, key string) (LoginFailures, error)
+	// ResetLoginFailures removes the counter for key.
+	ResetLoginFailures(ctx context.Context, key string) error
+}
+
+// Store is everything the service keeps. Implementations must be safe for
+// concurrent use, translate their errors into [ErrNotFound], [ErrConflict]
+// and [ErrUnavailable] (a database that cannot be reached), keep times in UTC
+// at millisecond precision (see [Timestamp]), and never call time.Now.
+type Store interface {
+	UserStore
+	SubjectStore
+	LinkStore
+	AuditStore
+	ResetTokenStore
+	KeyStore
+	MetaStore
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
