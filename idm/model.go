@@ -80,11 +80,14 @@ var SubjectColumns = []string{
 
 // SubjectFilter selects a page of subjects for [SubjectStore.ListSubjects].
 type SubjectFilter struct {
-	// Search is matched literally and case-insensitively as a substring of
-	// the SSSID or the name, or as a prefix of the birthday; "" for all.
+	// Search is matched literally (no pattern characters) and
+	// case-insensitively as a substring of the SSSID or the name, or as a
+	// prefix of the birthday; "" for all.
 	Search string
-	// OrderCol is one of [SubjectColumns]; "" means "sssid". Ties are broken
-	// by SSSID, ascending.
+	// OrderCol is one of [SubjectColumns]; "" means "sssid". Strings sort
+	// byte-wise (as MongoDB sorts them without a collation), with "" first;
+	// times sort chronologically, with the zero time first. Desc reverses
+	// that order. Ties are broken by SSSID, ascending, also when Desc is set.
 	OrderCol string
 	Desc     bool
 	Offset   int
@@ -139,7 +142,7 @@ const (
 
 // AuditFilter selects audit records for [AuditStore.ListAudits].
 type AuditFilter struct {
-	Actor  string    // actor username or ID; "" for all
+	Actor  string    // equal to the record's ActorID or Actor (exact match); "" for all
 	Since  time.Time // inclusive; zero for no lower bound
 	Until  time.Time // exclusive; zero for no upper bound
 	Offset int

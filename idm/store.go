@@ -6,10 +6,12 @@ import (
 )
 
 // UserStore keeps staff users. Usernames are unique, compared
-// case-insensitively.
+// case-insensitively: two usernames are the same when their
+// [strings.ToLower] forms are equal. A store keeps a username as it was
+// given (callers lower-case them before they store them).
 type UserStore interface {
-	// CreateUser stores a new user; u.ID must be set. A username that is
-	// taken (in any letter case) gives ErrConflict.
+	// CreateUser stores a new user; u.ID must be set. A taken ID, or a
+	// username that is taken in any letter case, gives ErrConflict.
 	CreateUser(ctx context.Context, u User) error
 	// FindUserByID returns the user with the given ID, or ErrNotFound.
 	FindUserByID(ctx context.Context, id string) (User, error)
@@ -17,18 +19,24 @@ type UserStore interface {
 	// case-insensitively, or ErrNotFound.
 	FindUserByUsername(ctx context.Context, username string) (User, error)
 	// UpdateUser replaces the user with u.ID by u: ErrNotFound when there is
-	// none, ErrConflict when the new username is taken.
+	// none, ErrConflict when the new username is taken (in any letter case)
+	// by another user. A user may keep its own username or change its case.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser removes a user, or returns ErrNotFound.
 	DeleteUser(ctx context.Context, id string) error
-	// ListUsers returns a page of users ordered by username, and the number
-	// of users that match the filter in all.
+	// ListUsers returns a page of the users that match f, ordered by the
+	// lower-cased username (byte-wise), and the number of users that match
+	// in all (regardless of Offset and Limit). A page past the end is empty.
+	// A negative Offset or Limit gives an error that wraps ErrInvalid.
 	ListUsers(ctx context.Context, f UserFilter) ([]User, int, error)
-	// CountAdmins returns the number of enabled admins.
+	// CountAdmins returns the number of enabled admins (Admin set, Disabled
+	// not set).
 	CountAdmins(ctx context.Context) (int, error)
 }
 
 // SubjectStore keeps study subjects. SSSIDs are unique (case-sensitive).
+// [Subject.Extra] round-trips as equivalent JSON (key order and insignificant
+// white space may change); a nil or empty Extra reads back with length 0.
 type SubjectStore interface {
 	// CreateSubject stores a new subject; s.ID must be set. A taken SSSID
 	// gives ErrConflict.
@@ -36,12 +44,16 @@ type SubjectStore interface {
 	// FindSubject returns the subject with the given SSSID, or ErrNotFound.
 	FindSubject(ctx context.Context, sssid string) (Subject, error)
 	// UpdateSubject replaces the subject with s.SSSID by s, or returns
-	// ErrNotFound.
+	// ErrNotFound. The subject keeps the ID it was created with: s.ID is
+	// ignored.
 	UpdateSubject(ctx context.Context, s Subject) error
 	// DeleteSubject removes a subject, or returns ErrNotFound.
 	DeleteSubject(ctx context.Context, sssid string) error
-	// ListSubjects returns a page of subjects and the number of subjects that
-	// match the filter in all.
+	// ListSubjects returns a page of the subjects that match f, sorted as
+	// [SubjectFilter] describes, and the number of subjects that match in
+	// all (regardless of Offset and Limit). A page past the end is empty. An
+	// OrderCol outside [SubjectColumns], or a negative Offset or Limit, gives
+	// an error that wraps ErrInvalid.
 	ListSubjects(ctx context.Context, f SubjectFilter) ([]Subject, int, error)
 }
 
@@ -52,37 +64,47 @@ type LinkStore interface {
 	// FindLink returns the link with the given ID, or ErrNotFound.
 	FindLink(ctx context.Context, id string) (Link, error)
 	// FindLinkByJWTHash returns the link whose JWTHash is hash, or
-	// ErrNotFound.
+	// ErrNotFound. An empty hash never matches (links without a minted JWT
+	// have an empty JWTHash) and gives ErrNotFound.
 	FindLinkByJWTHash(ctx context.Context, hash string) (Link, error)
 	// UpdateLink replaces the link with l.ID by l, or returns ErrNotFound.
 	UpdateLink(ctx context.Context, l Link) error
 	// DeleteLink removes a link, or returns ErrNotFound.
 	DeleteLink(ctx context.Context, id string) error
-	// LinksForSubjects returns the links of the given subjects, ordered by
-	// creation time and then ID; an empty slice when there are none.
+	// LinksForSubjects returns the links of the given subjects (revoked ones
+	// included), ordered by creation time and then ID; an empty slice when
+	// there are none or no SSSIDs are given.
 	LinksForSubjects(ctx context.Context, sssids ...string) ([]Link, error)
 	// EstablishLink atomically binds the link to linkedTo/system at on,
 	// provided it is neither linked nor revoked yet, and returns the updated
-	// link. A link that is already linked gives ErrConflict; a missing or
-	// revoked one gives ErrNotFound. Of several concurrent callers exactly
-	// one succeeds.
+	// link: LinkedTo, LinkedSystem, LinkedOn (= on) and Changed (= on) are
+	// set, nothing else changes. A link that is already linked (LinkedTo is
+	// not empty) gives ErrConflict; a missing or revoked one (Revoked is not
+	// zero) gives ErrNotFound, also when it is linked as well. An empty
+	// linkedTo gives an error that wraps ErrInvalid. Of several concurrent
+	// callers exactly one succeeds.
 	EstablishLink(ctx context.Context, id, linkedTo, system string, on time.Time) (Link, error)
 }
 
 // AuditStore keeps the audit trail. Records are only ever appended.
 type AuditStore interface {
-	// AppendAudit stores e; e.ID must be set.
+	// AppendAudit stores e; e.ID must be set and unique. Old and New
+	// round-trip as equivalent JSON; nil or empty ones read back with length
+	// 0.
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// AuditsFor returns the records about any of the given documents, oldest
 	// first (ties by ID); an empty slice when there are none.
 	AuditsFor(ctx context.Context, documents ...string) ([]AuditEvent, error)
-	// ListAudits returns a page of records, oldest first, and the number of
-	// records that match the filter in all.
+	// ListAudits returns a page of the records that match f, oldest first
+	// (ties by ID), and the number of records that match in all (regardless
+	// of Offset and Limit). A negative Offset or Limit gives an error that
+	// wraps ErrInvalid.
 	ListAudits(ctx context.Context, f AuditFilter) ([]AuditEvent, int, error)
 }
 
 // ResetTokenStore keeps one-time password-reset tokens by their hash.
-// Expired tokens are never returned, whether or not they were cleaned up.
+// A token has expired at now when its Expires is at or before now. Expired
+// tokens are never returned, whether or not they were cleaned up.
 type ResetTokenStore interface {
 	// CreateResetToken stores t (ErrConflict if its hash exists).
 	CreateResetToken(ctx context.Context, t ResetToken) error
@@ -93,7 +115,8 @@ type ResetTokenStore interface {
 	// given hash if it has not expired at now, or returns ErrNotFound. Of
 	// several concurrent callers exactly one succeeds.
 	ConsumeResetToken(ctx context.Context, hash string, now time.Time) (ResetToken, error)
-	// DeleteResetTokens removes all tokens of a user.
+	// DeleteResetTokens removes all tokens of a user (expired or not); it
+	// returns nil when the user has none.
 	DeleteResetTokens(ctx context.Context, userID string) error
 	// CountResetTokens returns how many tokens of a user were created at or
 	// after since (expired ones included, until they are purged).
@@ -122,20 +145,30 @@ type MetaStore interface {
 	// Bootstrapped reports whether the bootstrap marker is set.
 	Bootstrapped(ctx context.Context) (bool, error)
 	// RecordLoginFailure counts one failed login for key at now and returns
-	// the counter. A counter whose window (Since + window) has passed at now
-	// starts again at 1.
+	// the counter. Within the counter's window (now before Since + window)
+	// Count goes up by one and Last becomes now. A new counter, or one whose
+	// window has ended (now at or after Since + window), starts again at
+	// Count 1 with Since and Last set to now. Keys are compared exactly. Of
+	// several concurrent callers none loses its count.
 	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (LoginFailures, error)
-	// LoginFailures returns the counter for key; a zero counter (Count 0)
-	// when there is none.
+	// LoginFailures returns the counter for key; LoginFailures{Key: key}
+	// (Count 0, zero times) when there is none.
 	LoginFailures(ctx context.Context, key string) (LoginFailures, error)
-	// ResetLoginFailures removes the counter for key.
+	// ResetLoginFailures removes the counter for key; it returns nil when
+	// there is none.
 	ResetLoginFailures(ctx context.Context, key string) error
 }
 
 // Store is everything the service keeps. Implementations must be safe for
 // concurrent use, translate their errors into [ErrNotFound], [ErrConflict]
-// and [ErrUnavailable] (a database that cannot be reached), keep times in UTC
-// at millisecond precision (see [Timestamp]), and never call time.Now.
+// and [ErrUnavailable] (a database that cannot be reached), and never call
+// time.Now. They keep times in UTC at millisecond precision: every time they
+// store is passed through [Timestamp] (so a value read back equals
+// Timestamp of the value written, in [time.UTC], and a zero time stays
+// zero), and so is every time argument (now, since, on, filter bounds)
+// before it is compared. Values are copied in and out: a caller that
+// changes a slice or map it passed in or got back never changes what the
+// store holds. Package storetest checks all of this.
 type Store interface {
 	UserStore
 	SubjectStore
@@ -146,6 +179,7 @@ type Store interface {
 	MetaStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
-	// Close releases the store's resources.
+	// Close releases the store's resources. Calling it again returns nil;
+	// no other method may be called after Close.
 	Close() error
 }
