@@ -1,0 +1,253 @@
+// Package memstore is an in-memory [idm.Store]: for examples, handler tests
+// and benchmarks. It keeps nothing across restarts.
+//
+// A Store is safe for concurrent use. It copies values in and out, so a
+// caller never shares a map or slice with it, and it normalises every time
+// with [idm.Timestamp], like the durable stores, so that tests see the same
+// values on every store. It passes the storetest conformance suite.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/c3-pro/idm/idm"
+)
+
+var _ idm.Store = (*Store)(nil)
+
+// Store is an in-memory [idm.Store]. Make one with [New]; the zero value is
+// not usable.
+type Store struct {
+	mu sync.RWMutex // guards everything below except order
+
+	closed       bool
+	users        map[string]userRec        // by ID
+	userIDs      map[string]string         // lower-cased username -> ID
+	subjects     map[string]*subjectRec    // by SSSID; records are never changed in place
+	links        map[string]idm.Link       // by ID
+	audits       []idm.AuditEvent          // sorted by Time, then ID
+	tokens       map[string]idm.ResetToken // by hash
+	keys         map[string]idm.SigningKey // by name
+	bootstrapped bool
+	failures     map[string]idm.LoginFailures // by key
+
+	// order caches the subjects sorted for each order, so that listing a
+	// page costs no sort. Writers (holding mu for writing) drop it; readers
+	// (holding mu for reading) fill it under orderMu.
+	orderMu sync.Mutex
+	order   map[orderKey][]*subjectRec
+}
+
+type userRec struct {
+	u     idm.User
+	lower string // strings.ToLower(u.Username)
+}
+
+type subjectRec struct {
+	s                          idm.Subject
+	lowSSSID, lowName, lowBday string
+}
+
+type orderKey struct {
+	col  string
+	desc bool
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		users:    map[string]userRec{},
+		userIDs:  map[string]string{},
+		subjects: map[string]*subjectRec{},
+		links:    map[string]idm.Link{},
+		tokens:   map[string]idm.ResetToken{},
+		keys:     map[string]idm.SigningKey{},
+		failures: map[string]idm.LoginFailures{},
+	}
+}
+
+var errClosed = fmt.Errorf("memstore: store is closed: %w", idm.ErrUnavailable)
+
+func notFound(what, id string) error {
+	return fmt.Errorf("memstore: %s %q: %w", what, id, idm.ErrNotFound)
+}
+
+func conflict(what, id string) error {
+	return fmt.Errorf("memstore: %s %q exists: %w", what, id, idm.ErrConflict)
+}
+
+func checkPage(offset, limit int) error {
+	if offset < 0 || limit < 0 {
+		return fmt.Errorf("memstore: negative offset or limit: %w", idm.ErrInvalid)
+	}
+	return nil
+}
+
+// page returns the bounds of the page [offset, offset+limit) of n items.
+func page(n, offset, limit int) (lo, hi int) {
+	lo = min(offset, n)
+	hi = n
+	if limit > 0 && limit < n-lo {
+		hi = lo + limit
+	}
+	return lo, hi
+}
+
+// Ping reports whether the store can serve requests: it can until Close.
+func (s *Store) Ping(_ context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed
+	}
+	return nil
+}
+
+// Close marks the store closed: afterwards every method returns an error
+// that wraps [idm.ErrUnavailable], which lets tests simulate a database
+// outage. Close itself always returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// Users.
+
+func normUser(u idm.User) idm.User {
+	u.Created = idm.Timestamp(u.Created)
+	u.Changed = idm.Timestamp(u.Changed)
+	u.PasswordChanged = idm.Timestamp(u.PasswordChanged)
+	return u
+}
+
+// CreateUser implements [idm.UserStore].
+func (s *Store) CreateUser(_ context.Context, u idm.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	lower := strings.ToLower(u.Username)
+	if _, ok := s.users[u.ID]; ok {
+		return conflict("user", u.ID)
+	}
+	if _, ok := s.userIDs[lower]; ok {
+		return conflict("username", u.Username)
+	}
+	s.users[u.ID] = userRec{u: normUser(u), lower: lower}
+	s.userIDs[lower] = u.ID
+	return nil
+}
+
+// FindUserByID implements [idm.UserStore].
+func (s *Store) FindUserByID(_ context.Context, id string) (idm.User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return idm.User{}, errClosed
+	}
+	r, ok := s.users[id]
+	if !ok {
+		return idm.User{}, notFound("user", id)
+	}
+	return r.u, nil
+}
+
+// FindUserByUsername implements [idm.UserStore].
+func (s *Store) FindUserByUsername(_ context.Context, username string) (idm.User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return idm.User{}, errClosed
+	}
+	id, ok := s.userIDs[strings.ToLower(username)]
+	if !ok {
+		return idm.User{}, notFound("username", username)
+	}
+	return s.users[id].u, nil
+}
+
+// UpdateUser implements [idm.UserStore].
+func (s *Store) UpdateUser(_ context.Context, u idm.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	old, ok := s.users[u.ID]
+	if !ok {
+		return notFound("user", u.ID)
+	}
+	lower := strings.ToLower(u.Username)
+	if id, ok := s.userIDs[lower]; ok && id != u.ID {
+		return conflict("username", u.Username)
+	}
+	delete(s.userIDs, old.lower)
+	s.userIDs[lower] = u.ID
+	s.users[u.ID] = userRec{u: normUser(u), lower: lower}
+	return nil
+}
+
+// DeleteUser implements [idm.UserStore].
+func (s *Store) DeleteUser(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	r, ok := s.users[id]
+	if !ok {
+		return notFound("user", id)
+	}
+	delete(s.userIDs, r.lower)
+	delete(s.users, id)
+	return nil
+}
+
+// ListUsers implements [idm.UserStore].
+func (s *Store) ListUsers(_ context.Context, f idm.UserFilter) ([]idm.User, int, error) {
+	if err := checkPage(f.Offset, f.Limit); err != nil {
+		return nil, 0, err
+	}
+	search := strings.ToLower(f.Search)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, 0, errClosed
+	}
+	var matches []userRec
+	for _, r := range s.users {
+		if strings.Contains(r.lower, search) {
+			matches = append(matches, r)
+		}
+	}
+	slices.SortFunc(matches, func(a, b userRec) int { return strings.Compare(a.lower, b.lower) })
+	lo, hi := page(len(matches), f.Offset, f.Limit)
+	out := make([]idm.User, 0, hi-lo)
+	for _, r := range matches[lo:hi] {
+		out = append(out, r.u)
+	}
+	return out, len(matches), nil
+}
+
+// CountAdmins implements [idm.UserStore].
+func (s *Store) CountAdmins(_ context.Context) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, errClosed
+	}
+	n := 0
+	for _, r := range s.users {
+		if r.u.Admin && !r.u.Disabled {
+			n++
+		}
+	}
+	return n, nil
+}

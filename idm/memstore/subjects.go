@@ -1,0 +1,227 @@
+package memstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/c3-pro/idm/idm"
+)
+
+// cloneRaw returns a copy of m that shares no memory with it; nil when m
+// is empty.
+func cloneRaw(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 {
+		return nil
+	}
+	return slices.Clone(m)
+}
+
+// cloneExtra returns a deep copy of m; nil when m is empty.
+func cloneExtra(m map[string]json.RawMessage) map[string]json.RawMessage {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
+		if out[k] == nil {
+			out[k] = json.RawMessage{}
+		}
+	}
+	return out
+}
+
+func newSubjectRec(sub idm.Subject) *subjectRec {
+	sub.Created = idm.Timestamp(sub.Created)
+	sub.Changed = idm.Timestamp(sub.Changed)
+	sub.Extra = cloneExtra(sub.Extra)
+	return &subjectRec{
+		s:        sub,
+		lowSSSID: strings.ToLower(sub.SSSID),
+		lowName:  strings.ToLower(sub.Name),
+		lowBday:  strings.ToLower(sub.Bday),
+	}
+}
+
+// subject returns a copy of the stored subject that the caller may change.
+func (r *subjectRec) subject() idm.Subject {
+	sub := r.s
+	sub.Extra = cloneExtra(sub.Extra)
+	return sub
+}
+
+// matches reports whether the record matches a lower-cased search.
+func (r *subjectRec) matches(search string) bool {
+	return search == "" || strings.Contains(r.lowSSSID, search) ||
+		strings.Contains(r.lowName, search) || strings.HasPrefix(r.lowBday, search)
+}
+
+// CreateSubject implements [idm.SubjectStore].
+func (s *Store) CreateSubject(_ context.Context, sub idm.Subject) error {
+	rec := newSubjectRec(sub)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if _, ok := s.subjects[sub.SSSID]; ok {
+		return conflict("subject", sub.SSSID)
+	}
+	s.subjects[sub.SSSID] = rec
+	s.order = nil
+	return nil
+}
+
+// FindSubject implements [idm.SubjectStore].
+func (s *Store) FindSubject(_ context.Context, sssid string) (idm.Subject, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return idm.Subject{}, errClosed
+	}
+	r, ok := s.subjects[sssid]
+	if !ok {
+		return idm.Subject{}, notFound("subject", sssid)
+	}
+	return r.subject(), nil
+}
+
+// UpdateSubject implements [idm.SubjectStore].
+func (s *Store) UpdateSubject(_ context.Context, sub idm.Subject) error {
+	rec := newSubjectRec(sub)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	old, ok := s.subjects[sub.SSSID]
+	if !ok {
+		return notFound("subject", sub.SSSID)
+	}
+	rec.s.ID = old.s.ID
+	s.subjects[sub.SSSID] = rec
+	s.order = nil
+	return nil
+}
+
+// DeleteSubject implements [idm.SubjectStore].
+func (s *Store) DeleteSubject(_ context.Context, sssid string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if _, ok := s.subjects[sssid]; !ok {
+		return notFound("subject", sssid)
+	}
+	delete(s.subjects, sssid)
+	s.order = nil
+	return nil
+}
+
+// ListSubjects implements [idm.SubjectStore].
+func (s *Store) ListSubjects(_ context.Context, f idm.SubjectFilter) ([]idm.Subject, int, error) {
+	if err := checkPage(f.Offset, f.Limit); err != nil {
+		return nil, 0, err
+	}
+	col := f.OrderCol
+	if col == "" {
+		col = "sssid"
+	}
+	compare := subjectOrder(col)
+	if compare == nil {
+		return nil, 0, fmt.Errorf("memstore: unknown subject column %q: %w", f.OrderCol, idm.ErrInvalid)
+	}
+	search := strings.ToLower(f.Search)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, 0, errClosed
+	}
+	sorted := s.sortedSubjects(orderKey{col, f.Desc}, compare)
+	if search == "" {
+		lo, hi := page(len(sorted), f.Offset, f.Limit)
+		out := make([]idm.Subject, 0, hi-lo)
+		for _, r := range sorted[lo:hi] {
+			out = append(out, r.subject())
+		}
+		return out, len(sorted), nil
+	}
+	out := []idm.Subject{}
+	total := 0
+	for _, r := range sorted {
+		if !r.matches(search) {
+			continue
+		}
+		if total >= f.Offset && (f.Limit == 0 || len(out) < f.Limit) {
+			out = append(out, r.subject())
+		}
+		total++
+	}
+	return out, total, nil
+}
+
+// sortedSubjects returns the subjects in the order k, from the cache or
+// sorted afresh. The caller holds s.mu for reading; the result must not be
+// changed.
+func (s *Store) sortedSubjects(k orderKey, compare func(a, b *subjectRec) int) []*subjectRec {
+	s.orderMu.Lock()
+	defer s.orderMu.Unlock()
+	if sorted, ok := s.order[k]; ok {
+		return sorted
+	}
+	sorted := make([]*subjectRec, 0, len(s.subjects))
+	for _, r := range s.subjects {
+		sorted = append(sorted, r)
+	}
+	slices.SortFunc(sorted, func(a, b *subjectRec) int {
+		c := compare(a, b)
+		if k.desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		return strings.Compare(a.s.SSSID, b.s.SSSID)
+	})
+	if s.order == nil {
+		s.order = map[orderKey][]*subjectRec{}
+	}
+	s.order[k] = sorted
+	return sorted
+}
+
+// subjectOrder returns the comparison of a column of [idm.SubjectColumns],
+// or nil for an unknown column. Strings compare byte-wise and times
+// chronologically, so "" and the zero time come first.
+func subjectOrder(col string) func(a, b *subjectRec) int {
+	str := func(field func(*idm.Subject) string) func(a, b *subjectRec) int {
+		return func(a, b *subjectRec) int { return strings.Compare(field(&a.s), field(&b.s)) }
+	}
+	switch col {
+	case "sssid":
+		return str(func(s *idm.Subject) string { return s.SSSID })
+	case "name":
+		return str(func(s *idm.Subject) string { return s.Name })
+	case "bday":
+		return str(func(s *idm.Subject) string { return s.Bday })
+	case "email":
+		return str(func(s *idm.Subject) string { return s.Email })
+	case "date_invited":
+		return str(func(s *idm.Subject) string { return s.DateInvited })
+	case "date_consented":
+		return str(func(s *idm.Subject) string { return s.DateConsented })
+	case "date_enrolled":
+		return str(func(s *idm.Subject) string { return s.DateEnrolled })
+	case "date_withdrawn":
+		return str(func(s *idm.Subject) string { return s.DateWithdrawn })
+	case "created":
+		return func(a, b *subjectRec) int { return a.s.Created.Compare(b.s.Created) }
+	case "changed":
+		return func(a, b *subjectRec) int { return a.s.Changed.Compare(b.s.Changed) }
+	}
+	return nil
+}
