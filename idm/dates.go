@@ -1,0 +1,68 @@
+package idm
+
+import (
+	"fmt"
+	"time"
+)
+
+// Birthday years the API accepts.
+const (
+	MinBdayYear = 1900
+	MaxBdayYear = 2100
+)
+
+const dateLayout = "2006-01-02"
+
+// ParseDate parses a date as the API takes it: an RFC 3339 full-date
+// ("1980-05-17", midnight UTC) or date-time with a time-zone offset
+// ("2024-05-01T12:00:00+02:00", fractional seconds allowed).
+func ParseDate(s string) (time.Time, error) {
+	if len(s) == len(dateLayout) {
+		t, err := time.Parse(dateLayout, s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("parse date %q: %w", s, err)
+		}
+		return t, nil
+	}
+	// time.RFC3339 needs the "T" and an offset ("Z" or ±hh:mm) and takes
+	// optional fractional seconds.
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse date %q: %w", s, err)
+	}
+	return t, nil
+}
+
+// checkDate validates the date s of the field with the given API name; for
+// "bday" the year (as written) must be within [MinBdayYear, MaxBdayYear].
+// It returns a 400 [*Error] that names the field and the value.
+func checkDate(field, s string) error {
+	t, err := ParseDate(s)
+	if err != nil {
+		return Wrap(ErrInvalid, fmt.Sprintf("invalid date in `%s`: %q is not an RFC 3339 date or date-time with offset", field, clip(s)), err)
+	}
+	if field == "bday" && (t.Year() < MinBdayYear || t.Year() > MaxBdayYear) {
+		return E(ErrInvalid, fmt.Sprintf("invalid date in `bday`: %q, the year must be from %d to %d", clip(s), MinBdayYear, MaxBdayYear))
+	}
+	return nil
+}
+
+// sameDate reports whether a and b are the same date: equal strings, or
+// parsable dates of the same instant.
+func sameDate(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ta, err := ParseDate(a)
+	if err != nil {
+		return false
+	}
+	tb, err := ParseDate(b)
+	return err == nil && ta.Equal(tb)
+}
+
+// formatTime renders a server-set time the way the API shows it: RFC 3339
+// in UTC with fractional seconds.
+func formatTime(t time.Time) string {
+	return t.UTC().Format(time.RFC3339Nano)
+}

@@ -1,0 +1,342 @@
+package idm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"time"
+)
+
+// DefaultLinkTTL is how long a minted enrolment-link JWT stays valid unless
+// [Config.LinkTTL] says otherwise.
+const DefaultLinkTTL = 24 * time.Hour
+
+// Paging limits of the list endpoints (GET /subject, GET /audit).
+const (
+	DefaultPerPage = 50
+	MaxPerPage     = 1000
+)
+
+// Size limits of strings in request bodies and queries, in bytes (see
+// API.md, "Everywhere").
+const (
+	MaxSSSIDLen    = 128
+	MaxNameLen     = 256
+	MaxUsernameLen = 254
+	MaxStringLen   = 4096
+	// MaxExtraBytes bounds the encoded size of a subject's additional
+	// (client-defined) fields in all.
+	MaxExtraBytes = 16 << 10
+)
+
+// HandlerStore is what [Handler] needs from a store: subjects, enrolment
+// links and the audit trail. Every [Store] is a HandlerStore.
+type HandlerStore interface {
+	SubjectStore
+	LinkStore
+	AuditStore
+}
+
+// Config configures [NewHandler].
+type Config struct {
+	// Store keeps subjects, links and audit records. Required.
+	Store HandlerStore
+	// LinkTokens issues and verifies enrolment-link JWTs (package auth has
+	// the implementation). Required.
+	LinkTokens LinkTokens
+	// Authenticate is the staff-token middleware (package auth's Require):
+	// it refuses requests without a valid staff token and puts the
+	// *[Principal] into the request context. Required; every route except
+	// POST /establish is wrapped in it. Handlers also check for the
+	// principal themselves and answer 401 without one, so a middleware that
+	// lets a request through unauthenticated still fails closed.
+	Authenticate func(http.Handler) http.Handler
+	// Logger receives server-side errors; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies; 0 means [DefaultMaxBodyBytes].
+	MaxBodyBytes int64
+	// LinkTTL is the lifetime of a minted link JWT; 0 means
+	// [DefaultLinkTTL].
+	LinkTTL time.Duration
+}
+
+// Handler serves the IDM API: subjects, enrolment links, audit trails and
+// POST /establish (see API.md). It is an [http.Handler] over an [Mux]; a
+// host that has its own mux can register the same routes with
+// [Handler.Install] instead. Mount it as it is, not behind the staff-token
+// middleware: it wraps the staff routes in [Config.Authenticate] itself and
+// leaves POST /establish, which the mobile app authenticates with a link
+// JWT, outside it.
+type Handler struct {
+	store   HandlerStore
+	tokens  LinkTokens
+	authn   func(http.Handler) http.Handler
+	log     *slog.Logger
+	now     func() time.Time
+	maxBody int64
+	linkTTL time.Duration
+	mux     *Mux
+}
+
+// NewHandler validates c, fills in its defaults and returns the API handler.
+func NewHandler(c Config) (*Handler, error) {
+	switch {
+	case c.Store == nil:
+		return nil, errors.New("idm: NewHandler: Config.Store is required")
+	case c.LinkTokens == nil:
+		return nil, errors.New("idm: NewHandler: Config.LinkTokens is required")
+	case c.Authenticate == nil:
+		return nil, errors.New("idm: NewHandler: Config.Authenticate is required (the staff-token middleware)")
+	case c.MaxBodyBytes < 0:
+		return nil, fmt.Errorf("idm: NewHandler: Config.MaxBodyBytes is negative (%d)", c.MaxBodyBytes)
+	case c.LinkTTL < 0:
+		return nil, fmt.Errorf("idm: NewHandler: Config.LinkTTL is negative (%s)", c.LinkTTL)
+	}
+	h := &Handler{
+		store:   c.Store,
+		tokens:  c.LinkTokens,
+		authn:   c.Authenticate,
+		log:     c.Logger,
+		now:     c.Now,
+		maxBody: c.MaxBodyBytes,
+		linkTTL: c.LinkTTL,
+		mux:     NewMux(),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.maxBody == 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.linkTTL == 0 {
+		h.linkTTL = DefaultLinkTTL
+	}
+	h.Install(h.mux.Handle)
+	return h, nil
+}
+
+// ServeHTTP serves the API's routes; unknown paths and methods get JSON 404
+// and 405 answers.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+// Install registers the API's routes (Go 1.22 patterns such as
+// "GET /subject/{sssid}") with handle, e.g. a host mux's Handle method.
+// Staff routes come wrapped in [Config.Authenticate].
+func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
+	staff := func(fn staffFunc) http.Handler { return h.authn(h.serve(h.requirePrincipal(fn))) }
+	handle("POST /subject", staff(h.createSubject))
+	handle("GET /subject", staff(h.listSubjects))
+	handle("GET /subject/{sssid}", staff(h.getSubject))
+	handle("PUT /subject/{sssid}", staff(h.updateSubject))
+	handle("POST /subject/{sssid}/links", staff(h.createLink))
+	handle("GET /subject/{sssid}/links", staff(h.listLinks))
+	handle("GET /subject/{sssid}/audits", staff(h.subjectAudits))
+	handle("GET /link/{jti}", staff(h.getLink))
+	handle("PUT /link/{jti}", staff(h.updateLink))
+	handle("DELETE /link/{jti}", staff(h.revokeLink))
+	handle("GET /link/{jti}/jwt", staff(h.linkJWT))
+	handle("GET /audit", staff(h.listAudits))
+	handle("POST /establish", h.serve(h.establish))
+}
+
+// staffFunc is a handler of a staff route: it runs with the authenticated
+// principal and returns an error to be written as the JSON error envelope.
+type staffFunc func(w http.ResponseWriter, r *http.Request, p *Principal) error
+
+// requirePrincipal fails closed: without a principal in the context (the
+// authentication middleware was not installed) the request gets a 401.
+func (h *Handler) requirePrincipal(fn staffFunc) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, ok := PrincipalFrom(r.Context())
+		if !ok {
+			return E(ErrUnauthorized, "Authorization Required")
+		}
+		return fn(w, r, p)
+	}
+}
+
+// serve adapts an error-returning handler: errors become the JSON error
+// envelope (5xx causes are logged, never shown), and a panic becomes a
+// logged 500 instead of a dropped connection.
+func (h *Handler) serve(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "pattern", r.Pattern,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			WriteError(w, r, nil, fmt.Errorf("panic: %v", p))
+		}()
+		if err := fn(w, r); err != nil {
+			WriteError(w, r, h.log, err)
+		}
+	})
+}
+
+// clock returns the current time as stores keep it.
+func (h *Handler) clock() time.Time { return Timestamp(h.now()) }
+
+// after returns the current time, but strictly after t, so that records
+// written one after the other in a request sort in that order.
+func (h *Handler) after(t time.Time) time.Time {
+	n := h.clock()
+	if !n.After(t) {
+		n = t.Add(time.Millisecond)
+	}
+	return n
+}
+
+// newAudit returns an audit record of action on a document, by p (nil when
+// no staff user acts, as at /establish), at the given time.
+func newAudit(p *Principal, docType, doc, action string, at time.Time, old, new json.RawMessage) AuditEvent {
+	e := AuditEvent{
+		ID: NewID(), Time: at, Document: doc, DocType: docType, Action: action,
+		Old: old, New: new,
+	}
+	if p != nil {
+		e.ActorID, e.Actor = p.UserID, p.Username
+	}
+	return e
+}
+
+// record writes the audit record e first and then applies the change; when
+// the change fails it appends a compensating record ("failed: <action>")
+// and returns the change's error. So no change exists without its record.
+func (h *Handler) record(ctx context.Context, e AuditEvent, apply func() error) error {
+	if err := h.store.AppendAudit(ctx, e); err != nil {
+		return fmt.Errorf("append audit %q on %s %s: %w", e.Action, e.DocType, e.Document, err)
+	}
+	err := apply()
+	if err == nil {
+		return nil
+	}
+	comp := e
+	comp.ID = NewID()
+	comp.Time = h.after(e.Time)
+	comp.Action = "failed: " + e.Action
+	// The compensating record must be written even if the client went away.
+	if cerr := h.store.AppendAudit(context.WithoutCancel(ctx), comp); cerr != nil {
+		h.log.ErrorContext(ctx, "cannot append compensating audit record",
+			"doctype", e.DocType, "document", e.Document, "action", comp.Action, "err", cerr, "cause", err)
+	}
+	return err
+}
+
+// mustJSON marshals v, which is always one of this package's own
+// marshalable view types; it returns nil if that ever fails.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// notFound turns a store's ErrNotFound into the API's 404 `Not Found` and
+// passes other errors on.
+func notFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return Wrap(ErrNotFound, "Not Found", err)
+	}
+	return err
+}
+
+// queryParams parses the request's query string strictly: malformed escapes
+// and repeated parameters are refused. Parameters the API does not know are
+// ignored (older frontends send e.g. `page`).
+type queryParams struct{ v url.Values }
+
+func parseQuery(r *http.Request) (queryParams, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return queryParams{}, Wrap(ErrInvalid, "malformed query string", err)
+	}
+	return queryParams{v}, nil
+}
+
+// get returns the single value of key, "" when it is absent.
+func (q queryParams) get(key string) (string, error) {
+	vs := q.v[key]
+	switch len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	default:
+		return "", E(ErrInvalid, fmt.Sprintf("query parameter %q given more than once", key))
+	}
+}
+
+// str returns the value of key, at most max bytes long.
+func (q queryParams) str(key string, max int) (string, error) {
+	s, err := q.get(key)
+	if err != nil {
+		return "", err
+	}
+	if len(s) > max {
+		return "", E(ErrInvalid, fmt.Sprintf("query parameter %q is longer than %d bytes", key, max))
+	}
+	return s, nil
+}
+
+// paging returns offset (default 0) and perpage (default [DefaultPerPage],
+// 1 to [MaxPerPage]).
+func (q queryParams) paging() (offset, perpage int, err error) {
+	const maxOffset = 1 << 30
+	if offset, err = q.intIn("offset", 0, 0, maxOffset); err != nil {
+		return 0, 0, err
+	}
+	if perpage, err = q.intIn("perpage", DefaultPerPage, 1, MaxPerPage); err != nil {
+		return 0, 0, err
+	}
+	return offset, perpage, nil
+}
+
+func (q queryParams) intIn(key string, def, lo, hi int) (int, error) {
+	s, err := q.get(key)
+	if err != nil || s == "" {
+		return def, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, E(ErrInvalid, fmt.Sprintf("query parameter %q must be an integer from %d to %d, not %q", key, lo, hi, clip(s)))
+	}
+	return n, nil
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 { // do not split a UTF-8 sequence
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// pageBody is the answer of the list endpoints: a page and the total count.
+type pageBody[T any] struct {
+	Data  []T `json:"data"`
+	Total int `json:"total"`
+}

@@ -1,0 +1,230 @@
+package idm_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/idm/memstore"
+)
+
+// Test principals and their tokens.
+const (
+	staffToken = "staff-token"
+	adminToken = "admin-token"
+	staffID    = "5f0c2a1b9d8e7f6a5b4c3d2e"
+	staffName  = "staff@example.org"
+	adminID    = "5f0c2a1b9d8e7f6a5b4c3d2f"
+	adminName  = "admin@example.org"
+	linkIssuer = "http://localhost:9096"
+)
+
+func testAuth() fakeAuth {
+	return fakeAuth{
+		staffToken: {UserID: staffID, Username: staffName},
+		adminToken: {UserID: adminID, Username: adminName, Admin: true},
+	}
+}
+
+// testEnv is the API handler on a fresh memstore, served over real HTTP.
+type testEnv struct {
+	store  idm.Store
+	clock  *testClock
+	tokens *hmacLinkTokens
+	srv    *httptest.Server
+}
+
+func newTestEnv(t testing.TB, configure ...func(*idm.Config)) *testEnv {
+	t.Helper()
+	e := &testEnv{
+		store:  memstore.New(),
+		clock:  newTestClock(),
+		tokens: &hmacLinkTokens{secret: []byte("a test secret of at least 32 bytes!!"), issuer: linkIssuer, audience: linkIssuer},
+	}
+	c := idm.Config{
+		Store:        e.store,
+		LinkTokens:   e.tokens,
+		Authenticate: testAuth().Require,
+		Now:          e.clock.Now,
+	}
+	for _, f := range configure {
+		f(&c)
+	}
+	h, err := idm.NewHandler(c)
+	if err != nil {
+		t.Fatalf("NewHandler: %v", err)
+	}
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// response is an answer of the server.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// message returns the error message of a JSON error envelope, "" if there
+// is none.
+func (r response) message() string {
+	var env idm.ErrorBody
+	if json.Unmarshal(r.body, &env) != nil {
+		return ""
+	}
+	return env.Error.Message
+}
+
+// decode decodes the body into v.
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+// do sends a request; headers are name/value pairs.
+func (e *testEnv) do(t testing.TB, method, target, body string, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, e.srv.URL+target, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// staff sends a request as the staff user (the frontend's `JWT` scheme).
+func (e *testEnv) staff(t testing.TB, method, target, body string) response {
+	t.Helper()
+	return e.do(t, method, target, body, "Authorization", "JWT "+staffToken)
+}
+
+// must sends a staff request and fails the test unless it gets want.
+func (e *testEnv) must(t testing.TB, want int, method, target, body string) response {
+	t.Helper()
+	r := e.staff(t, method, target, body)
+	if r.status != want {
+		t.Fatalf("%s %s: status %d, want %d; body %s", method, target, r.status, want, r.body)
+	}
+	return r
+}
+
+// createLink creates a link for the subject and returns its ID.
+func (e *testEnv) createLink(t testing.TB, sssid string) string {
+	t.Helper()
+	var got struct {
+		Data struct {
+			ID string `json:"_id"`
+		} `json:"data"`
+	}
+	e.must(t, http.StatusCreated, "POST", "/subject/"+sssid+"/links", "").decode(t, &got)
+	return got.Data.ID
+}
+
+// mint fetches the link's JWT.
+func (e *testEnv) mint(t testing.TB, jti string) string {
+	t.Helper()
+	return string(e.must(t, http.StatusOK, "GET", "/link/"+jti+"/jwt", "").body)
+}
+
+// establish posts a FHIR Patient to /establish with the link JWT.
+func (e *testEnv) establish(t testing.TB, token, patientID string) response {
+	t.Helper()
+	return e.do(t, "POST", "/establish", patientJSON(patientID), "Authorization", "Bearer "+token)
+}
+
+func patientJSON(id string) string {
+	return `{"resourceType": "Patient", "identifier": [{"system": "urn:example:patients", "value": "` + id + `"}], "name": [{"family": "Example"}]}`
+}
+
+// fixture is the data most table tests start from.
+type fixture struct {
+	links map[string]string // name -> jti
+	jwts  map[string]string // name -> link JWT
+}
+
+// seed creates subjects S-1 (invited and consented, with links in every
+// state), S-2 (not consented) and S-3 (withdrawn).
+func (e *testEnv) seed(t testing.TB) fixture {
+	t.Helper()
+	ctx := t.Context()
+	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "email": "alice@example.org", "date_invited": "2024-04-01", "date_consented": "2024-05-01T12:00:00+02:00", "site": "Zurich"}`)
+	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-2", "name": "Bob", "bday": "1975-01-02"}`)
+	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-3", "name": "Carol", "bday": "1990-12-31", "date_consented": "2024-01-01", "date_withdrawn": "2024-06-01"}`)
+	f := fixture{links: map[string]string{}, jwts: map[string]string{}}
+	for _, name := range []string{"fresh", "minted", "linked", "revoked", "expired"} {
+		f.links[name] = e.createLink(t, "S-1")
+		if name != "fresh" {
+			f.jwts[name] = e.mint(t, f.links[name])
+		}
+	}
+	if _, err := e.store.EstablishLink(ctx, f.links["linked"], "P-0", "urn:example:patients", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.must(t, http.StatusNoContent, "DELETE", "/link/"+f.links["revoked"], "")
+	l, err := e.store.FindLink(ctx, f.links["expired"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Exp = e.clock.Now().Add(-time.Hour).Unix()
+	if err := e.store.UpdateLink(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	// A link migrated from the original: only the hash of its token.
+	other := &hmacLinkTokens{secret: []byte("the original service's own secret"), issuer: "https://old.example", audience: "https://old.example"}
+	now := e.clock.Now()
+	migrated := idm.Link{ID: idm.NewID(), SSSID: "S-1", Issuer: "https://old.example", Audience: "https://old.example",
+		Algorithm: "HS256", Created: idm.Timestamp(now), Changed: idm.Timestamp(now), Exp: now.Add(time.Hour).Unix()}
+	tok, _, err := other.IssueLinkToken(ctx, idm.LinkClaims{ID: migrated.ID, Expires: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrated.JWTHash = sha256Hex(tok)
+	if err := e.store.CreateLink(ctx, migrated); err != nil {
+		t.Fatal(err)
+	}
+	f.links["migrated"], f.jwts["migrated"] = migrated.ID, tok
+	return f
+}
+
+// expand replaces {name} with the fixture's link IDs and {jwt:name} with
+// its tokens.
+func (f fixture) expand(s string) string {
+	var pairs []string
+	for name, id := range f.links {
+		pairs = append(pairs, "{"+name+"}", id)
+	}
+	for name, tok := range f.jwts {
+		pairs = append(pairs, "{jwt:"+name+"}", tok)
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
+}

@@ -1,0 +1,416 @@
+package idm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Messages of link answers.
+const (
+	msgEstablished = "this link has already been established"
+	msgRevoked     = "this link has been revoked"
+)
+
+// linkDoc is the API's JSON form of a [Link]; keys appear only when set, and
+// the JWT and its hash never.
+type linkDoc struct {
+	ID           string    `json:"_id"`
+	Sub          string    `json:"sub,omitempty"`
+	Iss          string    `json:"iss,omitempty"`
+	Aud          string    `json:"aud,omitempty"`
+	Algorithm    string    `json:"algorithm,omitempty"`
+	Created      time.Time `json:"created,omitzero"`
+	Changed      time.Time `json:"changed,omitzero"`
+	Exp          int64     `json:"exp,omitempty"`
+	LinkedTo     string    `json:"linked_to,omitempty"`
+	LinkedSystem string    `json:"linked_system,omitempty"`
+	LinkedOn     time.Time `json:"linked_on,omitzero"`
+	WithdrawnOn  string    `json:"withdrawn_on,omitempty"`
+}
+
+func newLinkDoc(l Link) linkDoc {
+	utc := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return t.UTC()
+	}
+	return linkDoc{
+		ID: l.ID, Sub: l.SSSID, Iss: l.Issuer, Aud: l.Audience, Algorithm: l.Algorithm,
+		Created: utc(l.Created), Changed: utc(l.Changed), Exp: l.Exp,
+		LinkedTo: l.LinkedTo, LinkedSystem: l.LinkedSystem, LinkedOn: utc(l.LinkedOn), WithdrawnOn: l.WithdrawnOn,
+	}
+}
+
+func linkDocs(links []Link) []linkDoc {
+	docs := make([]linkDoc, len(links))
+	for i, l := range links {
+		docs[i] = newLinkDoc(l)
+	}
+	return docs
+}
+
+// established reports whether the link has been bound to a patient.
+func established(l Link) bool { return l.LinkedTo != "" || !l.LinkedOn.IsZero() }
+
+// tokenHash returns the lowercase hex SHA-256 of a link JWT, as stored in
+// [Link.JWTHash].
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// findLink returns the link with the given ID, or a 404.
+func (h *Handler) findLink(ctx context.Context, jti string) (Link, error) {
+	if !ValidID(jti) {
+		return Link{}, E(ErrNotFound, "Not Found")
+	}
+	l, err := h.store.FindLink(ctx, jti)
+	if err != nil {
+		return Link{}, notFound(fmt.Errorf("find link: %w", err))
+	}
+	return l, nil
+}
+
+// createLink serves POST /subject/{sssid}/links.
+func (h *Handler) createLink(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	ctx := r.Context()
+	s, err := h.store.FindSubject(ctx, r.PathValue("sssid"))
+	if err != nil {
+		return notFound(fmt.Errorf("find subject: %w", err))
+	}
+	if s.DateConsented == "" {
+		return E(ErrPrecondition, "Subject has not yet been consented")
+	}
+	now := h.clock()
+	l := Link{ID: NewID(), SSSID: s.SSSID, Created: now, Changed: now}
+	e := newAudit(p, DocLink, l.ID, "create", now, nil, mustJSON(newLinkDoc(l)))
+	if err := h.record(ctx, e, func() error { return h.store.CreateLink(ctx, l) }); err != nil {
+		return fmt.Errorf("create link: %w", err)
+	}
+	WriteData(w, http.StatusCreated, newLinkDoc(l))
+	return nil
+}
+
+// listLinks serves GET /subject/{sssid}/links: the subject's links that
+// are not revoked, oldest first.
+func (h *Handler) listLinks(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	ctx := r.Context()
+	s, err := h.store.FindSubject(ctx, r.PathValue("sssid"))
+	if err != nil {
+		return notFound(fmt.Errorf("find subject: %w", err))
+	}
+	links, err := h.store.LinksForSubjects(ctx, s.SSSID)
+	if err != nil {
+		return fmt.Errorf("links of subject: %w", err)
+	}
+	// Revoked links are left out: the link JSON has no key that would tell
+	// them from usable ones, and the frontend reuses the first link whose
+	// exp is still ahead instead of creating a new one.
+	links = slices.DeleteFunc(links, func(l Link) bool { return !l.Revoked.IsZero() })
+	WriteData(w, http.StatusOK, linkDocs(links))
+	return nil
+}
+
+// getLink serves GET /link/{jti}.
+func (h *Handler) getLink(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	l, err := h.findLink(r.Context(), r.PathValue("jti"))
+	if err != nil {
+		return err
+	}
+	WriteData(w, http.StatusOK, newLinkDoc(l))
+	return nil
+}
+
+// linkUpdate is what a PUT /link body asks for.
+type linkUpdate struct {
+	linkedTo, system, withdrawn          *string
+	linkedToKey, systemKey, withdrawnKey int // positions in the body, for the audit text
+}
+
+// updateLink serves PUT /link/{jti}. The link's identity (`_id`, `sub`,
+// `iss`, `aud`, `algorithm`, `exp`) is the server's: a body may repeat it
+// but not change it (409). `linked_to` may be set once, with
+// `linked_system`; `withdrawn_on` may be set, changed or cleared.
+// `created`, `changed` and `linked_on` are ignored.
+func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	ctx := r.Context()
+	members, err := h.decodeObject(w, r)
+	if err != nil {
+		return err
+	}
+	l, err := h.findLink(ctx, r.PathValue("jti"))
+	if err != nil {
+		return err
+	}
+	fixed := map[string]string{"_id": l.ID, "sub": l.SSSID, "iss": l.Issuer, "aud": l.Audience, "algorithm": l.Algorithm}
+	var (
+		u         linkUpdate
+		conflicts []string
+	)
+	for i, m := range members {
+		switch m.key {
+		case "created", "changed", "linked_on":
+		case "_id", "sub", "iss", "aud", "algorithm":
+			s, err := m.str(MaxStringLen)
+			if err != nil {
+				return err
+			}
+			if s != fixed[m.key] {
+				conflicts = append(conflicts, m.key)
+			}
+		case "exp":
+			var exp int64
+			if !m.isNull() {
+				if err := json.Unmarshal(m.raw, &exp); err != nil {
+					return Wrap(ErrInvalid, `field "exp" must be an integer (Unix time)`, err)
+				}
+			}
+			if exp != l.Exp {
+				conflicts = append(conflicts, m.key)
+			}
+		case "linked_to", "linked_system", "withdrawn_on":
+			s, err := m.str(MaxStringLen)
+			if err != nil {
+				return err
+			}
+			switch m.key {
+			case "linked_to":
+				u.linkedTo, u.linkedToKey = &s, i
+			case "linked_system":
+				u.system, u.systemKey = &s, i
+			default:
+				if s != "" {
+					if err := checkDate(m.key, s); err != nil {
+						return err
+					}
+				}
+				u.withdrawn, u.withdrawnKey = &s, i
+			}
+		default:
+			return E(ErrInvalid, fmt.Sprintf("unknown field %q", clip(m.key)))
+		}
+	}
+	linking := u.linkedTo != nil && *u.linkedTo != "" && l.LinkedTo == ""
+	if u.system != nil && *u.system != "" && !linking && l.LinkedTo == "" {
+		return E(ErrInvalid, "`linked_system` needs `linked_to`")
+	}
+	if len(conflicts) > 0 {
+		return E(ErrConflict, fmt.Sprintf("`%s` cannot be changed", conflicts[0]))
+	}
+	if u.linkedTo != nil && l.LinkedTo != "" && *u.linkedTo != l.LinkedTo {
+		return E(ErrConflict, "`linked_to` cannot be changed once set")
+	}
+	if u.system != nil && l.LinkedTo != "" && *u.system != l.LinkedSystem {
+		return E(ErrConflict, "`linked_system` cannot be changed once the link is established")
+	}
+	if linking && !l.Revoked.IsZero() {
+		return E(ErrConflict, msgRevoked)
+	}
+	system := ""
+	if linking && u.system != nil {
+		system = *u.system
+	}
+	changeWithdrawn := u.withdrawn != nil && *u.withdrawn != l.WithdrawnOn
+
+	// The audit text lists the changes in the order of the body.
+	type part struct {
+		pos  int
+		text string
+	}
+	var (
+		parts    []part
+		old, new orderedJSON
+	)
+	if linking {
+		parts = append(parts, part{u.linkedToKey, "link to " + *u.linkedTo})
+		old.add("linked_to", nil)
+		new.addString("linked_to", *u.linkedTo)
+		if system != "" {
+			parts = append(parts, part{u.systemKey, "linked_system: " + jsonText(system)})
+			new.addString("linked_system", system)
+		}
+	}
+	if changeWithdrawn {
+		parts = append(parts, part{u.withdrawnKey, "withdrawn_on: " + jsonText(*u.withdrawn)})
+		old.addString("withdrawn_on", l.WithdrawnOn)
+		new.addString("withdrawn_on", *u.withdrawn)
+	}
+	now := h.clock()
+	if len(parts) == 0 {
+		if err := h.store.AppendAudit(ctx, newAudit(p, DocLink, l.ID, "update", now, nil, nil)); err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	texts := make([]string, 0, len(parts))
+	for len(parts) > 0 { // at most three parts: a selection sort is plenty
+		min := 0
+		for i := range parts {
+			if parts[i].pos < parts[min].pos {
+				min = i
+			}
+		}
+		texts = append(texts, parts[min].text)
+		parts = append(parts[:min], parts[min+1:]...)
+	}
+	e := newAudit(p, DocLink, l.ID, joinActions(texts), now, old.bytes(), new.bytes())
+	err = h.record(ctx, e, func() error {
+		if linking {
+			if _, err := h.store.EstablishLink(ctx, l.ID, *u.linkedTo, system, now); err != nil {
+				return err
+			}
+		}
+		if changeWithdrawn {
+			// Re-read right before writing, so as not to undo a concurrent
+			// establishment.
+			cur, err := h.store.FindLink(ctx, l.ID)
+			if err != nil {
+				return err
+			}
+			cur.WithdrawnOn, cur.Changed = *u.withdrawn, now
+			return h.store.UpdateLink(ctx, cur)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrConflict):
+		return Wrap(ErrConflict, msgEstablished, err)
+	case linking && errors.Is(err, ErrNotFound):
+		return Wrap(ErrConflict, msgRevoked, err)
+	case err != nil:
+		return notFound(fmt.Errorf("update link: %w", err))
+	}
+	h.syncSubjectDates(ctx, p, l.SSSID, now)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// revokeLink serves DELETE /link/{jti}: a link that is not established yet
+// stops working (its JWT no longer establishes, no new JWT is minted).
+// Revoking a revoked link again changes nothing.
+func (h *Handler) revokeLink(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	ctx := r.Context()
+	l, err := h.findLink(ctx, r.PathValue("jti"))
+	if err != nil {
+		return err
+	}
+	if established(l) {
+		return E(ErrConflict, msgEstablished)
+	}
+	if !l.Revoked.IsZero() {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	now := h.clock()
+	var nv orderedJSON
+	nv.addString("revoked", formatTime(now))
+	e := newAudit(p, DocLink, l.ID, "revoke", now, nil, nv.bytes())
+	err = h.record(ctx, e, func() error {
+		cur, err := h.store.FindLink(ctx, l.ID)
+		if err != nil {
+			return err
+		}
+		if established(cur) {
+			return E(ErrConflict, msgEstablished)
+		}
+		cur.Revoked, cur.Changed = now, now
+		return h.store.UpdateLink(ctx, cur)
+	})
+	if err != nil {
+		return notFound(fmt.Errorf("revoke link: %w", err))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// linkJWT serves GET /link/{jti}/jwt: the link's JWT as application/jwt.
+// The first call mints it (exp = now + LinkTTL); later calls return the
+// same token while it is valid. An expired token is replaced by a new one
+// unless the link is established or revoked.
+func (h *Handler) linkJWT(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	ctx := r.Context()
+	l, err := h.findLink(ctx, r.PathValue("jti"))
+	if err != nil {
+		return err
+	}
+	now := h.clock()
+	if !l.Revoked.IsZero() {
+		return E(ErrConflict, msgRevoked)
+	}
+	if valid(l, now) {
+		writeJWT(w, l.JWT)
+		return nil
+	}
+	switch {
+	case established(l):
+		return E(ErrConflict, msgEstablished)
+	case l.JWT == "" && l.JWTHash != "" && now.Unix() < l.Exp:
+		// Migrated from the original: only the token's hash was kept, and
+		// minting a new one would stop the printed one from working.
+		return E(ErrConflict, "this link's token was issued before the migration and cannot be shown again; create a new link")
+	}
+	s, err := h.store.FindSubject(ctx, l.SSSID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Wrap(ErrNotFound, "the subject of this link does not exist", err)
+		}
+		return fmt.Errorf("find subject of link: %w", err)
+	}
+	token, claims, err := h.tokens.IssueLinkToken(ctx, LinkClaims{
+		ID: l.ID, Subject: s.Name, Birthdate: s.Bday, Expires: now.Add(h.linkTTL),
+	})
+	if err != nil {
+		return fmt.Errorf("issue link token: %w", err)
+	}
+	var nv orderedJSON
+	nv.addString("iss", claims.Issuer)
+	nv.addString("aud", claims.Audience)
+	nv.addString("algorithm", claims.Algorithm)
+	nv.add("exp", mustJSON(claims.Expires.Unix()))
+	e := newAudit(p, DocLink, l.ID, "create JWT", now, nil, nv.bytes())
+	err = h.record(ctx, e, func() error {
+		cur, err := h.store.FindLink(ctx, l.ID)
+		if err != nil {
+			return err
+		}
+		if established(cur) || !cur.Revoked.IsZero() {
+			return E(ErrConflict, "the link changed while its token was minted")
+		}
+		cur.JWT, cur.JWTHash, cur.Exp = token, tokenHash(token), claims.Expires.Unix()
+		cur.Issuer, cur.Audience, cur.Algorithm = claims.Issuer, claims.Audience, claims.Algorithm
+		cur.Changed = now
+		return h.store.UpdateLink(ctx, cur)
+	})
+	if err != nil {
+		return notFound(fmt.Errorf("store link token: %w", err))
+	}
+	// Of concurrent first calls the last write wins; everyone answers with
+	// the token that was kept.
+	if cur, err := h.store.FindLink(ctx, l.ID); err == nil && valid(cur, now) {
+		token = cur.JWT
+	}
+	writeJWT(w, token)
+	return nil
+}
+
+// valid reports whether the link has a stored JWT that has not expired at
+// now.
+func valid(l Link, now time.Time) bool { return l.JWT != "" && now.Unix() < l.Exp }
+
+func writeJWT(w http.ResponseWriter, token string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/jwt")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(token))
+}

@@ -1,0 +1,555 @@
+package idm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Subject fields as the API names them.
+const (
+	keySSSID         = "sssid"
+	keyName          = "name"
+	keyBday          = "bday"
+	keyEmail         = "email"
+	keyDateInvited   = "date_invited"
+	keyDateConsented = "date_consented"
+	keyDateEnrolled  = "date_enrolled"
+	keyDateWithdrawn = "date_withdrawn"
+	keyCreated       = "created"
+	keyChanged       = "changed"
+)
+
+// statusDates lists the set-once status dates with the word the API uses for
+// them in audit texts and conflict messages.
+var statusDates = [...]struct{ key, word string }{
+	{keyDateInvited, "invited"},
+	{keyDateConsented, "consented"},
+	{keyDateEnrolled, "enrolled"},
+	{keyDateWithdrawn, "withdrawn"},
+}
+
+// statusWord returns the word for a status-date key, "" for other keys.
+func statusWord(key string) string {
+	for _, d := range statusDates {
+		if d.key == key {
+			return d.word
+		}
+	}
+	return ""
+}
+
+// stringField returns a pointer to the subject's string field with the
+// given API name, or nil when the name is not a known string field.
+func stringField(s *Subject, key string) *string {
+	switch key {
+	case keySSSID:
+		return &s.SSSID
+	case keyName:
+		return &s.Name
+	case keyBday:
+		return &s.Bday
+	case keyEmail:
+		return &s.Email
+	case keyDateInvited:
+		return &s.DateInvited
+	case keyDateConsented:
+		return &s.DateConsented
+	case keyDateEnrolled:
+		return &s.DateEnrolled
+	case keyDateWithdrawn:
+		return &s.DateWithdrawn
+	}
+	return nil
+}
+
+// maxLen returns the length limit of a known string field.
+func maxLen(key string) int {
+	switch key {
+	case keySSSID:
+		return MaxSSSIDLen
+	case keyName:
+		return MaxNameLen
+	}
+	return MaxStringLen
+}
+
+// isDateKey reports whether key names a date field.
+func isDateKey(key string) bool { return key == keyBday || statusWord(key) != "" }
+
+// validExtraKey reports whether key may name an additional subject field:
+// 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-', not starting with '_'.
+func validExtraKey(key string) bool {
+	if len(key) == 0 || len(key) > 64 || key[0] == '_' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// subjectField is one member of a subject body: a known string field
+// (str), an additional field (raw, compact JSON), or a null.
+type subjectField struct {
+	key   string
+	known bool
+	null  bool
+	str   string
+	raw   json.RawMessage
+}
+
+// parseSubjectBody checks the members of a subject body, in order: known
+// fields must be strings (or null) within their length limits, "created"
+// and "changed" (set by the server) are dropped, other keys must be valid
+// additional-field names, and string values of additional fields are
+// bounded too. It does not check dates or required fields.
+func parseSubjectBody(body []byte) ([]subjectField, error) {
+	members, err := splitObject(body)
+	if err != nil {
+		return nil, err
+	}
+	return subjectFields(members)
+}
+
+func subjectFields(members []objectField) ([]subjectField, error) {
+	fields := make([]subjectField, 0, len(members))
+	for _, m := range members {
+		switch {
+		case m.key == keyCreated || m.key == keyChanged:
+			continue
+		case stringField(&Subject{}, m.key) != nil:
+			s, err := m.str(maxLen(m.key))
+			if err != nil {
+				return nil, err
+			}
+			fields = append(fields, subjectField{key: m.key, known: true, null: m.isNull(), str: s})
+		case validExtraKey(m.key):
+			if m.raw[0] == '"' {
+				if _, err := m.str(MaxStringLen); err != nil {
+					return nil, err
+				}
+			}
+			fields = append(fields, subjectField{key: m.key, null: m.isNull(), raw: m.raw})
+		default:
+			return nil, E(ErrInvalid, fmt.Sprintf("invalid field name %q: use 1 to 64 characters from A-Z, a-z, 0-9, _ and -, not starting with _", clip(m.key)))
+		}
+	}
+	return fields, nil
+}
+
+// extraSize returns the encoded size of a subject's additional fields.
+func extraSize(extra map[string]json.RawMessage) int {
+	n := 2
+	for k, v := range extra {
+		n += len(k) + len(v) + 4 // "k":v,
+	}
+	return n
+}
+
+func checkExtraSize(extra map[string]json.RawMessage) error {
+	if n := extraSize(extra); n > MaxExtraBytes {
+		return E(ErrInvalid, fmt.Sprintf("the additional fields take %d bytes, more than the limit of %d", n, MaxExtraBytes))
+	}
+	return nil
+}
+
+// newSubjectFromBody builds a subject from the fields of a POST body; it
+// does not validate required fields or dates.
+func newSubjectFromBody(fields []subjectField) Subject {
+	var s Subject
+	for _, f := range fields {
+		switch {
+		case f.known:
+			*stringField(&s, f.key) = f.str
+		case !f.null:
+			if s.Extra == nil {
+				s.Extra = make(map[string]json.RawMessage)
+			}
+			s.Extra[f.key] = f.raw
+		}
+	}
+	return s
+}
+
+// subjectDoc renders a [Subject] as the API's JSON object: the known fields
+// in a fixed order, then the additional fields sorted by key; keys appear
+// only when set, and the internal ID never.
+type subjectDoc Subject
+
+// MarshalJSON implements [json.Marshaler].
+func (s subjectDoc) MarshalJSON() ([]byte, error) {
+	var o orderedJSON
+	for _, kv := range [...]struct{ k, v string }{
+		{keySSSID, s.SSSID}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
+		{keyDateInvited, s.DateInvited}, {keyDateConsented, s.DateConsented},
+		{keyDateEnrolled, s.DateEnrolled}, {keyDateWithdrawn, s.DateWithdrawn},
+	} {
+		if kv.v != "" {
+			o.addString(kv.k, kv.v)
+		}
+	}
+	if !s.Created.IsZero() {
+		o.addString(keyCreated, formatTime(s.Created))
+	}
+	if !s.Changed.IsZero() {
+		o.addString(keyChanged, formatTime(s.Changed))
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
+		// Keys a store may hold from elsewhere (a migration) that clash with
+		// known or internal names, and values that are not valid JSON, are
+		// not shown rather than breaking the whole answer.
+		if !validExtraKey(k) || stringField(&Subject{}, k) != nil || k == keyCreated || k == keyChanged {
+			continue
+		}
+		var v bytes.Buffer
+		if json.Compact(&v, s.Extra[k]) != nil {
+			continue
+		}
+		o.add(k, v.Bytes())
+	}
+	if b := o.bytes(); b != nil {
+		return b, nil
+	}
+	return []byte("{}"), nil
+}
+
+// deriveDates returns s with the dates its links imply: date_enrolled is
+// the earliest linked_on of its links that are not withdrawn, and
+// date_withdrawn the latest withdrawn_on of its links, where those are
+// earlier (enrolled) or later (withdrawn) than the stored values. A stored
+// value that does not parse is kept as it is.
+func deriveDates(s Subject, links []Link) Subject {
+	for _, l := range links {
+		if l.SSSID != s.SSSID {
+			continue
+		}
+		switch {
+		case l.WithdrawnOn != "":
+			w, err := ParseDate(l.WithdrawnOn)
+			if err != nil {
+				continue
+			}
+			if s.DateWithdrawn == "" {
+				s.DateWithdrawn = l.WithdrawnOn
+			} else if cur, err := ParseDate(s.DateWithdrawn); err == nil && w.After(cur) {
+				s.DateWithdrawn = l.WithdrawnOn
+			}
+		case !l.LinkedOn.IsZero():
+			if s.DateEnrolled == "" {
+				s.DateEnrolled = formatTime(l.LinkedOn)
+			} else if cur, err := ParseDate(s.DateEnrolled); err == nil && l.LinkedOn.Before(cur) {
+				s.DateEnrolled = formatTime(l.LinkedOn)
+			}
+		}
+	}
+	return s
+}
+
+// linksBySubject groups links by SSSID.
+func linksBySubject(links []Link) map[string][]Link {
+	m := make(map[string][]Link)
+	for _, l := range links {
+		m[l.SSSID] = append(m[l.SSSID], l)
+	}
+	return m
+}
+
+// findSubject returns the subject with the given SSSID with its derived
+// dates, the stored subject, and its links.
+func (h *Handler) findSubject(ctx context.Context, sssid string) (shown, stored Subject, links []Link, err error) {
+	stored, err = h.store.FindSubject(ctx, sssid)
+	if err != nil {
+		return Subject{}, Subject{}, nil, notFound(err)
+	}
+	links, err = h.store.LinksForSubjects(ctx, sssid)
+	if err != nil {
+		return Subject{}, Subject{}, nil, fmt.Errorf("links of subject: %w", err)
+	}
+	return deriveDates(stored, links), stored, links, nil
+}
+
+// createSubject serves POST /subject.
+func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	ctx := r.Context()
+	members, err := h.decodeObject(w, r)
+	if err != nil {
+		return err
+	}
+	fields, err := subjectFields(members)
+	if err != nil {
+		return err
+	}
+	s := newSubjectFromBody(fields)
+	if s.SSSID == "" {
+		return E(ErrInvalid, "must at least provide `sssid`")
+	}
+	switch _, err := h.store.FindSubject(ctx, s.SSSID); {
+	case err == nil:
+		return E(ErrConflict, "this SSSID is already taken")
+	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("find subject: %w", err)
+	}
+	for _, key := range [...]string{keyName, keyBday} {
+		if *stringField(&s, key) == "" {
+			return E(ErrInvalid, fmt.Sprintf("missing or empty `%s`", key))
+		}
+	}
+	for _, key := range [...]string{keyBday, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn} {
+		if v := *stringField(&s, key); v != "" {
+			if err := checkDate(key, v); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkExtraSize(s.Extra); err != nil {
+		return err
+	}
+	now := h.clock()
+	s.ID, s.Created, s.Changed = NewID(), now, now
+	e := newAudit(p, DocSubject, s.ID, "create", now, nil, mustJSON(subjectDoc(s)))
+	err = h.record(ctx, e, func() error { return h.store.CreateSubject(ctx, s) })
+	switch {
+	case errors.Is(err, ErrConflict):
+		return Wrap(ErrConflict, "this SSSID is already taken", err)
+	case err != nil:
+		return fmt.Errorf("create subject: %w", err)
+	}
+	WriteData(w, http.StatusCreated, subjectDoc(s))
+	return nil
+}
+
+// listSubjects serves GET /subject.
+func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	ctx := r.Context()
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	var f SubjectFilter
+	if f.Offset, f.Limit, err = q.paging(); err != nil {
+		return err
+	}
+	if f.OrderCol, err = q.get("ordercol"); err != nil {
+		return err
+	}
+	if f.OrderCol != "" && !slices.Contains(SubjectColumns, f.OrderCol) {
+		return E(ErrInvalid, fmt.Sprintf("query parameter \"ordercol\" must be one of %v, not %q", SubjectColumns, clip(f.OrderCol)))
+	}
+	dir, err := q.get("orderdir")
+	if err != nil {
+		return err
+	}
+	switch {
+	case dir == "" || strings.EqualFold(dir, "asc"):
+	case strings.EqualFold(dir, "desc"):
+		f.Desc = true
+	default:
+		return E(ErrInvalid, fmt.Sprintf("query parameter \"orderdir\" must be asc or desc, not %q", clip(dir)))
+	}
+	if f.Search, err = q.str("search", MaxStringLen); err != nil {
+		return err
+	}
+	// "status" is accepted and ignored (the frontend may send it).
+	if _, err := q.get("status"); err != nil {
+		return err
+	}
+	subjects, total, err := h.store.ListSubjects(ctx, f)
+	if err != nil {
+		return fmt.Errorf("list subjects: %w", err)
+	}
+	docs := make([]subjectDoc, 0, len(subjects))
+	if len(subjects) > 0 {
+		sssids := make([]string, len(subjects))
+		for i, s := range subjects {
+			sssids[i] = s.SSSID
+		}
+		links, err := h.store.LinksForSubjects(ctx, sssids...)
+		if err != nil {
+			return fmt.Errorf("links of subjects: %w", err)
+		}
+		bySubject := linksBySubject(links)
+		for _, s := range subjects {
+			docs = append(docs, subjectDoc(deriveDates(s, bySubject[s.SSSID])))
+		}
+	}
+	WriteJSON(w, http.StatusOK, pageBody[subjectDoc]{Data: docs, Total: total})
+	return nil
+}
+
+// getSubject serves GET /subject/{sssid}.
+func (h *Handler) getSubject(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+	shown, _, _, err := h.findSubject(r.Context(), r.PathValue("sssid"))
+	if err != nil {
+		return err
+	}
+	WriteData(w, http.StatusOK, subjectDoc(shown))
+	return nil
+}
+
+// updateSubject serves PUT /subject/{sssid}.
+func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	ctx := r.Context()
+	sssid := r.PathValue("sssid")
+	members, err := h.decodeObject(w, r)
+	if err != nil {
+		return err
+	}
+	fields, err := subjectFields(members)
+	if err != nil {
+		return err
+	}
+	bodySSSID := ""
+	for _, f := range fields {
+		if f.key == keySSSID {
+			bodySSSID = f.str
+		}
+	}
+	switch {
+	case bodySSSID == "":
+		return E(ErrInvalid, "must provide the subject's `sssid`")
+	case bodySSSID != sssid:
+		return E(ErrConflict, "SSSID cannot be changed")
+	}
+	shown, stored, _, err := h.findSubject(ctx, sssid)
+	if err != nil {
+		return err
+	}
+	// Client mistakes (400) first, then conflicts (409).
+	for _, f := range fields {
+		switch {
+		case (f.key == keyName || f.key == keyBday) && f.str == "":
+			return E(ErrInvalid, fmt.Sprintf("`%s` may not be emptied", f.key))
+		case f.known && isDateKey(f.key) && f.str != "":
+			if err := checkDate(f.key, f.str); err != nil {
+				return err
+			}
+		}
+	}
+	next := stored
+	next.Extra = maps.Clone(stored.Extra)
+	var (
+		actions  []string
+		old, new orderedJSON
+	)
+	for _, f := range fields {
+		switch {
+		case f.key == keySSSID:
+		case statusWord(f.key) != "":
+			// Set-once: compared with what the client was shown, so that
+			// sending back a derived date is a no-op.
+			cur := *stringField(&shown, f.key)
+			if cur != "" {
+				if !sameDate(cur, f.str) {
+					return E(ErrConflict, "Subject has already been "+statusWord(f.key))
+				}
+				continue
+			}
+			if f.str == "" {
+				continue
+			}
+			*stringField(&next, f.key) = f.str
+			actions = append(actions, statusWord(f.key)+": "+f.str)
+			old.add(f.key, nil)
+			new.addString(f.key, f.str)
+		case f.known:
+			cur := stringField(&next, f.key)
+			if *cur == f.str {
+				continue
+			}
+			old.addString(f.key, *cur)
+			new.addString(f.key, f.str)
+			*cur = f.str
+			actions = append(actions, f.key+": "+jsonText(f.str))
+		case f.null:
+			prev, ok := next.Extra[f.key]
+			if !ok {
+				continue
+			}
+			delete(next.Extra, f.key)
+			old.add(f.key, prev)
+			new.add(f.key, nil)
+			actions = append(actions, f.key+": null")
+		default:
+			prev, ok := next.Extra[f.key]
+			if ok && bytes.Equal(prev, f.raw) {
+				continue
+			}
+			if next.Extra == nil {
+				next.Extra = make(map[string]json.RawMessage)
+			}
+			next.Extra[f.key] = f.raw
+			old.add(f.key, prev)
+			new.add(f.key, f.raw)
+			actions = append(actions, f.key+": "+string(f.raw))
+		}
+	}
+	if err := checkExtraSize(next.Extra); err != nil {
+		return err
+	}
+	now := h.clock()
+	if len(actions) == 0 {
+		// Nothing changed: the attempt is recorded, the subject left alone.
+		if err := h.store.AppendAudit(ctx, newAudit(p, DocSubject, stored.ID, "update", now, nil, nil)); err != nil {
+			return fmt.Errorf("append audit: %w", err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	next.Changed = now
+	e := newAudit(p, DocSubject, stored.ID, joinActions(actions), now, old.bytes(), new.bytes())
+	if err := h.record(ctx, e, func() error { return h.store.UpdateSubject(ctx, next) }); err != nil {
+		return notFound(fmt.Errorf("update subject: %w", err))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// joinActions joins the parts of an audit action text.
+func joinActions(parts []string) string { return strings.Join(parts, "; ") }
+
+// syncSubjectDates stores the dates that the subject's links imply
+// (date_enrolled, date_withdrawn) on the subject, so that lists sort by
+// them, with an audit record ("enrolled: <date>"). The change that caused
+// it has already happened, so a failure here is logged, not returned: the
+// dates are derived again on every read anyway.
+func (h *Handler) syncSubjectDates(ctx context.Context, p *Principal, sssid string, after time.Time) {
+	shown, stored, _, err := h.findSubject(ctx, sssid)
+	if err != nil {
+		h.log.ErrorContext(ctx, "cannot load subject to store its derived dates", "sssid", sssid, "err", err)
+		return
+	}
+	var (
+		actions  []string
+		old, new orderedJSON
+	)
+	next := stored
+	for _, key := range [...]string{keyDateEnrolled, keyDateWithdrawn} {
+		want, cur := *stringField(&shown, key), stringField(&next, key)
+		if want == *cur {
+			continue
+		}
+		old.addString(key, *cur)
+		new.addString(key, want)
+		*cur = want
+		actions = append(actions, statusWord(key)+": "+want)
+	}
+	if len(actions) == 0 {
+		return
+	}
+	next.Changed = h.after(after)
+	e := newAudit(p, DocSubject, stored.ID, joinActions(actions), next.Changed, old.bytes(), new.bytes())
+	if err := h.record(ctx, e, func() error { return h.store.UpdateSubject(ctx, next) }); err != nil {
+		h.log.ErrorContext(ctx, "cannot store a subject's derived dates", "sssid", sssid, "err", err)
+	}
+}
