@@ -115,8 +115,12 @@ func (s *Store) LinksForSubjects(_ context.Context, sssids ...string) ([]idm.Lin
 	if len(sssids) == 0 {
 		return out, nil
 	}
+	want := make(map[string]struct{}, len(sssids))
+	for _, id := range sssids {
+		want[id] = struct{}{}
+	}
 	for _, l := range s.links {
-		if slices.Contains(sssids, l.SSSID) {
+		if _, ok := want[l.SSSID]; ok {
 			out = append(out, l)
 		}
 	}

@@ -1,0 +1,174 @@
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/c3-pro/idm/idm"
+)
+
+// CreateUser implements [idm.UserStore].
+func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	_, err := s.users.InsertOne(ctx, toUserRecord(u))
+	return translate("create user", err)
+}
+
+// FindUserByID implements [idm.UserStore].
+func (s *Store) FindUserByID(ctx context.Context, id string) (idm.User, error) {
+	return s.findUser(ctx, bson.M{"_id": id})
+}
+
+// FindUserByUsername implements [idm.UserStore].
+func (s *Store) FindUserByUsername(ctx context.Context, username string) (idm.User, error) {
+	return s.findUser(ctx, bson.M{"username_key": usernameKey(username)})
+}
+
+func (s *Store) findUser(ctx context.Context, filter bson.M) (idm.User, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var r userRecord
+	if err := s.users.FindOne(ctx, filter).Decode(&r); err != nil {
+		return idm.User{}, translate("find user", err)
+	}
+	return r.user(), nil
+}
+
+// UpdateUser implements [idm.UserStore].
+func (s *Store) UpdateUser(ctx context.Context, u idm.User) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.users.ReplaceOne(ctx, bson.M{"_id": u.ID}, toUserRecord(u))
+	if err != nil {
+		return translate("update user", err)
+	}
+	if res.MatchedCount == 0 {
+		return notFound("update user %s", u.ID)
+	}
+	return nil
+}
+
+// DeleteUser implements [idm.UserStore].
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.deleteOne(ctx, s.users, "delete user "+id, bson.M{"_id": id})
+}
+
+// ListUsers implements [idm.UserStore]. Users are ordered by their
+// normalised (lower-cased) username.
+func (s *Store) ListUsers(ctx context.Context, f idm.UserFilter) ([]idm.User, int, error) {
+	if err := checkPage(f.Offset, f.Limit); err != nil {
+		return nil, 0, err
+	}
+	filter := bson.M{}
+	if f.Search != "" {
+		filter["username"] = containsFold(f.Search)
+	}
+	sort := bson.D{{Key: "username_key", Value: 1}, {Key: "_id", Value: 1}}
+	records, total, err := findPage[userRecord](ctx, s, s.users, "list users", filter, sort, f.Offset, f.Limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	users := make([]idm.User, len(records))
+	for i, r := range records {
+		users[i] = r.user()
+	}
+	return users, total, nil
+}
+
+// CountAdmins implements [idm.UserStore].
+func (s *Store) CountAdmins(ctx context.Context) (int, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	n, err := s.users.CountDocuments(ctx, bson.M{"admin": true, "disabled": false})
+	if err != nil {
+		return 0, translate("count admins", err)
+	}
+	return int(n), nil
+}
+
+// notFound returns an error that wraps idm.ErrNotFound.
+func notFound(format string, args ...any) error {
+	return fmt.Errorf("mongostore: "+format+": %w", append(args, idm.ErrNotFound)...)
+}
+
+// deleteOne deletes the document that filter selects, or returns
+// idm.ErrNotFound.
+func (s *Store) deleteOne(ctx context.Context, coll *mongo.Collection, op string, filter bson.M) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := coll.DeleteOne(ctx, filter)
+	if err != nil {
+		return translate(op, err)
+	}
+	if res.DeletedCount == 0 {
+		return notFound("%s", op)
+	}
+	return nil
+}
+
+// checkPage refuses a negative offset or limit.
+func checkPage(offset, limit int) error {
+	switch {
+	case offset < 0:
+		return idm.E(idm.ErrInvalid, "offset must not be negative")
+	case limit < 0:
+		return idm.E(idm.ErrInvalid, "limit must not be negative")
+	}
+	return nil
+}
+
+// containsFold matches strings that contain s, compared case-insensitively
+// and taken literally (regular-expression characters in s are escaped).
+func containsFold(s string) bson.Regex {
+	return bson.Regex{Pattern: regexp.QuoteMeta(s), Options: "i"}
+}
+
+// hasPrefixFold matches strings that start with s, compared
+// case-insensitively and taken literally.
+func hasPrefixFold(s string) bson.Regex {
+	return bson.Regex{Pattern: "^" + regexp.QuoteMeta(s), Options: "i"}
+}
+
+// findPage returns the documents that filter selects, in the given order,
+// from offset on and at most limit of them (0: no limit), and how many
+// documents the filter selects in all.
+func findPage[R any](ctx context.Context, s *Store, coll *mongo.Collection, op string, filter any, sort bson.D, offset, limit int) ([]R, int, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	total, err := coll.CountDocuments(ctx, filter)
+	if err != nil {
+		return nil, 0, translate(op, err)
+	}
+	if int64(offset) >= total {
+		return []R{}, int(total), nil
+	}
+	opts := options.Find().SetSort(sort).SetSkip(int64(offset))
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	records, err := findAll[R](ctx, coll, filter, opts)
+	if err != nil {
+		return nil, 0, translate(op, err)
+	}
+	return records, int(total), nil
+}
+
+// findAll decodes every document that a find returns. ctx should already
+// carry the store's timeout.
+func findAll[R any](ctx context.Context, coll *mongo.Collection, filter any, opts *options.FindOptionsBuilder) ([]R, error) {
+	cur, err := coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	records := []R{}
+	if err := cur.All(ctx, &records); err != nil {
+		return nil, err
+	}
+	return records, nil
+}
