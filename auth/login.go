@@ -1,0 +1,294 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/c3-pro/idm/idm"
+)
+
+// Limits on the credentials of POST /auth; longer values are refused as
+// invalid credentials.
+const (
+	maxUsernameBytes = 254
+	maxPasswordBytes = 4096
+)
+
+// LoginKey returns the key of an account's login-failure counter: the
+// username as the store compares it, NFC-normalised and lower-cased. Unknown
+// accounts are counted under the same kind of key, so throttling never tells
+// whether an account exists.
+func LoginKey(username string) string {
+	return strings.ToLower(norm.NFC.String(username))
+}
+
+// tokenResponse is the body of a successful POST /auth.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// loginAttempt carries one POST /auth through its steps.
+type loginAttempt struct {
+	addr     netip.Addr
+	username string // as sent; "" when missing or unusable
+	password string
+	key      string // LoginKey(username); "" when there is none
+	valid    bool   // exactly the two fields, both non-empty strings within limits
+}
+
+// invalidCredentials is the one answer to every failed login.
+func invalidCredentials() error { return idm.E(idm.ErrUnauthorized, "invalid credentials") }
+
+// serveAuth is POST /auth: {"username", "password"} for a token.
+func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	a := loginAttempt{addr: h.limiter.ClientAddr(r)}
+	if ok, retry := h.limiter.AllowAddr(a.addr); !ok {
+		h.outcome(OutcomeThrottled)
+		h.log.InfoContext(ctx, "login throttled", "reason", "client address", "address", a.addr.String())
+		WriteTooMany(w, r, retry, "too many login attempts; try again later")
+		return
+	}
+	var body json.RawMessage
+	if err := idm.DecodeJSON(w, r, 0, &body); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	if err := a.parse(body); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	now := h.now()
+
+	if a.key != "" {
+		retry, throttled, err := h.accountThrottled(ctx, a.key, now)
+		if err != nil {
+			idm.WriteError(w, r, h.log, err)
+			return
+		}
+		if throttled {
+			h.throttled(w, r, a, retry)
+			return
+		}
+	}
+
+	var user *idm.User
+	if a.valid {
+		u, err := h.store.FindUserByUsername(ctx, a.username)
+		switch {
+		case err == nil:
+			user = &u
+		case !errors.Is(err, idm.ErrNotFound):
+			idm.WriteError(w, r, h.log, err)
+			return
+		}
+	}
+	var ok, rehash bool
+	var err error
+	if user != nil {
+		ok, rehash, err = h.pw.Verify(ctx, user.PasswordHash, a.password)
+		if errors.Is(err, ErrHashFormat) {
+			h.log.ErrorContext(ctx, "stored password hash is unusable", "user", user.ID, "err", err)
+			ok, err = false, nil
+		}
+	} else {
+		err = h.pw.DummyVerify(ctx, a.password)
+	}
+	if err != nil {
+		h.writeHashError(w, r, err)
+		return
+	}
+	if !ok || user.Disabled {
+		h.failed(w, r, a, user, now)
+		return
+	}
+
+	// Failures recorded while this attempt waited for its hash count too:
+	// an account throttled meanwhile gets 429 even for the right password.
+	retry, throttled, err := h.accountThrottled(ctx, a.key, now)
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	if throttled {
+		h.throttled(w, r, a, retry)
+		return
+	}
+	h.succeeded(w, r, a, *user, rehash)
+}
+
+// parse checks the body of POST /auth. A body that is not a JSON object is
+// a 400; missing, extra, empty, non-string or over-long fields make the
+// attempt invalid (a 401 like a wrong password), but a usable username is
+// still counted against its account.
+func (a *loginAttempt) parse(body []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return idm.E(idm.ErrInvalid, "the request body must be a JSON object")
+	}
+	a.valid = len(fields) == 2
+	str := func(name string, limit int) string {
+		raw, ok := fields[name]
+		var s string
+		if !ok || json.Unmarshal(raw, &s) != nil || s == "" || len(s) > limit {
+			a.valid = false
+			return ""
+		}
+		return s
+	}
+	a.username = str("username", maxUsernameBytes)
+	a.password = str("password", maxPasswordBytes)
+	if a.username != "" {
+		a.key = LoginKey(a.username)
+	}
+	return nil
+}
+
+// accountThrottled reports whether the account key is throttled at now, and
+// for how long still.
+func (h *Handler) accountThrottled(ctx context.Context, key string, now time.Time) (time.Duration, bool, error) {
+	f, err := h.store.LoginFailures(ctx, key)
+	if err != nil {
+		return 0, false, err
+	}
+	end := f.Since.Add(h.window)
+	if f.Count >= h.maxFailures && now.Before(end) {
+		return end.Sub(now), true, nil
+	}
+	return 0, false, nil
+}
+
+// writeHashError answers when no hashing worker could be had.
+func (h *Handler) writeHashError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away while queueing; nobody reads the answer.
+		h.log.DebugContext(r.Context(), "login abandoned while waiting for a hashing worker")
+		idm.WriteError(w, r, nil, idm.Wrap(idm.ErrUnavailable, "service unavailable", err))
+		return
+	}
+	if errors.Is(err, idm.ErrUnavailable) {
+		w.Header().Set("Retry-After", "1")
+	}
+	idm.WriteError(w, r, h.log, err)
+}
+
+// throttled answers an attempt on a throttled account.
+func (h *Handler) throttled(w http.ResponseWriter, r *http.Request, a loginAttempt, retry time.Duration) {
+	ctx := r.Context()
+	h.outcome(OutcomeThrottled)
+	h.log.InfoContext(ctx, "login throttled", "reason", "account", "address", a.addr.String())
+	h.audit(ctx, idm.AuditEvent{DocType: idm.DocAuth, Action: "login throttled", New: attemptJSON(a)})
+	WriteTooMany(w, r, retry, "too many login attempts; try again later")
+}
+
+// failed answers a failed attempt: it counts the failure against the
+// account (known or not) and audits it.
+func (h *Handler) failed(w http.ResponseWriter, r *http.Request, a loginAttempt, user *idm.User, now time.Time) {
+	ctx := r.Context()
+	h.outcome(OutcomeFailure)
+	if a.key != "" {
+		if _, err := h.store.RecordLoginFailure(ctx, a.key, now, h.window); err != nil {
+			h.log.ErrorContext(ctx, "recording a login failure", "err", err)
+		}
+	}
+	e := idm.AuditEvent{DocType: idm.DocAuth, Action: "login failed", New: attemptJSON(a)}
+	if user != nil {
+		e.Document = user.ID
+	}
+	h.audit(ctx, e)
+	idm.WriteError(w, r, h.log, invalidCredentials())
+}
+
+// succeeded answers a successful login with a token, after resetting the
+// account's failures and writing the audit record, and upgrades the stored
+// hash when it is of a legacy scheme or cost.
+func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, a loginAttempt, user idm.User, rehash bool) {
+	ctx := r.Context()
+	if err := h.store.ResetLoginFailures(ctx, a.key); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	if err := h.store.AppendAudit(ctx, idm.AuditEvent{
+		ID: idm.NewID(), Time: idm.Timestamp(h.now()), Document: user.ID, DocType: idm.DocAuth,
+		ActorID: user.ID, Actor: user.Username, Action: "login", New: attemptJSON(a),
+	}); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	token, claims, err := h.tokens.issueStaff(user)
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	if rehash {
+		h.upgradeHash(ctx, user, a.password)
+	}
+	h.outcome(OutcomeSuccess)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	idm.WriteJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(claims.Expires.Sub(claims.IssuedAt) / time.Second),
+	})
+}
+
+// upgradeHash replaces the user's verified hash by one of the current scheme
+// and cost. It writes only if the stored hash is still the verified one, and
+// changes nothing else of the freshly read record. Failures are logged; the
+// next login tries again.
+func (h *Handler) upgradeHash(ctx context.Context, user idm.User, password string) {
+	hash, err := h.pw.Hash(ctx, password)
+	if err != nil {
+		h.log.WarnContext(ctx, "rehashing a password", "user", user.ID, "err", err)
+		return
+	}
+	cur, err := h.store.FindUserByID(ctx, user.ID)
+	if err != nil || cur.PasswordHash != user.PasswordHash {
+		return // gone or changed meanwhile: nothing to upgrade
+	}
+	e := idm.AuditEvent{DocType: idm.DocUser, Document: user.ID, ActorID: user.ID, Actor: user.Username,
+		Action: "upgrade password hash"}
+	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+		h.log.ErrorContext(ctx, "auditing a password-hash upgrade", "user", user.ID, "err", err)
+		return
+	}
+	cur.PasswordHash = hash
+	if err := h.store.UpdateUser(ctx, cur); err != nil {
+		h.log.ErrorContext(ctx, "storing an upgraded password hash", "user", user.ID, "err", err)
+		e.Action = "upgrade password hash failed"
+		h.audit(ctx, e)
+	}
+}
+
+// audit appends e with a fresh ID and time; a failure is logged.
+func (h *Handler) audit(ctx context.Context, e idm.AuditEvent) {
+	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+		h.log.ErrorContext(ctx, "writing an audit record", "action", e.Action, "err", err)
+	}
+}
+
+func withID(e idm.AuditEvent, now time.Time) idm.AuditEvent {
+	e.ID, e.Time = idm.NewID(), idm.Timestamp(now)
+	return e
+}
+
+// attemptJSON describes a login attempt for the audit trail.
+func attemptJSON(a loginAttempt) json.RawMessage {
+	v := struct {
+		Username string `json:"username,omitempty"`
+		Address  string `json:"address,omitempty"`
+	}{Username: a.username}
+	if a.addr.IsValid() {
+		v.Address = a.addr.String()
+	}
+	b, _ := json.Marshal(v) // two strings never fail
+	return b
+}

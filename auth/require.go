@@ -1,0 +1,110 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/c3-pro/idm/idm"
+)
+
+// maxTokenBytes bounds the token in an Authorization header; longer ones are
+// refused before parsing.
+const maxTokenBytes = 8 << 10
+
+// Require returns next guarded by staff-token authentication (see
+// [Handler.Authenticate]): a request without an Authorization header gets 401
+// "Authorization Required" with WWW-Authenticate, one with any kind of bad
+// token 401 "Invalid token"; otherwise next runs with the caller's
+// *idm.Principal in the request context (see idm.PrincipalFrom).
+func (h *Handler) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := h.Authenticate(r)
+		if err != nil {
+			idm.WriteError(w, r, h.log, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(idm.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// Authenticate checks the staff token in r's Authorization header
+// ("JWT <token>" or "Bearer <token>", scheme in any letter case) and loads
+// its user, on every request, so that a deleted or disabled user, or a token
+// whose version is no longer the user's, is refused at once. Failures are
+// [*idm.Error]s of kind idm.ErrUnauthorized ("Authorization Required" when
+// there is no header, "Invalid token" otherwise), or store errors.
+func (h *Handler) Authenticate(r *http.Request) (*idm.Principal, error) {
+	token, err := bearerToken(r.Header)
+	if err != nil {
+		return nil, err
+	}
+	c, err := h.tokens.verifyStaff(token)
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.store.FindUserByID(r.Context(), c.UserID)
+	switch {
+	case errors.Is(err, idm.ErrNotFound):
+		return nil, idm.Wrap(idm.ErrUnauthorized, "Invalid token", err)
+	case err != nil:
+		return nil, err
+	case u.Disabled:
+		return nil, idm.E(idm.ErrUnauthorized, "Invalid token")
+	case u.TokenVersion != c.Version:
+		return nil, idm.E(idm.ErrUnauthorized, "Invalid token")
+	}
+	return &idm.Principal{UserID: u.ID, Username: u.Username, Admin: u.Admin, TokenVersion: u.TokenVersion}, nil
+}
+
+// bearerToken extracts the token from the Authorization header.
+func bearerToken(hdr http.Header) (string, error) {
+	values := hdr.Values("Authorization")
+	if len(values) == 0 || (len(values) == 1 && strings.TrimSpace(values[0]) == "") {
+		return "", idm.E(idm.ErrUnauthorized, "Authorization Required")
+	}
+	invalid := idm.E(idm.ErrUnauthorized, "Invalid token")
+	if len(values) > 1 {
+		return "", invalid
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT")) {
+		return "", invalid
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" || len(token) > maxTokenBytes || strings.ContainsAny(token, " \t") {
+		return "", invalid
+	}
+	return token, nil
+}
+
+// serveLogout is POST /logout (behind Require): it raises the caller's token
+// version, which revokes every token issued to them so far, and answers 204.
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p, ok := idm.PrincipalFrom(ctx)
+	if !ok {
+		idm.WriteError(w, r, h.log, idm.E(idm.ErrUnauthorized, "Authorization Required"))
+		return
+	}
+	e := idm.AuditEvent{DocType: idm.DocAuth, Document: p.UserID, ActorID: p.UserID, Actor: p.Username, Action: "logout"}
+	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	u, err := h.store.FindUserByID(ctx, p.UserID)
+	if err == nil {
+		u.TokenVersion = max(u.TokenVersion, p.TokenVersion) + 1
+		err = h.store.UpdateUser(ctx, u)
+	}
+	if err != nil {
+		e.Action = "logout failed"
+		h.audit(ctx, e)
+		if errors.Is(err, idm.ErrNotFound) {
+			err = idm.Wrap(idm.ErrUnauthorized, "Invalid token", err)
+		}
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
