@@ -1,0 +1,284 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is idmd's configuration, read from flags and environment
+// variables; a flag that is given wins over its variable.
+type config struct {
+	Addr           string
+	DB             string
+	MongoURI       string
+	MongoDB        string
+	Secret         []byte
+	KeyFiles       []string
+	Issuer         string
+	Audience       string
+	LinkAudience   string
+	TokenTTL       time.Duration
+	PublicURL      string
+	SMTPURL        string
+	MailFrom       string
+	TrustedProxies []netip.Prefix
+	LogFormat      string
+	LogLevel       slog.Level
+	ShutdownGrace  time.Duration
+}
+
+// setting is one configuration value: its environment variable, its flag,
+// its default and how to apply it.
+type setting struct {
+	env, flag, def, usage string
+	secret                bool // never echoed back in errors
+	multi                 bool // repeatable flag; comma-separated variable
+	apply                 func(c *config, v []string) error
+}
+
+// configError names the setting that is wrong, as the one line idmd prints
+// before it refuses to start.
+type configError struct {
+	s   *setting
+	err error
+}
+
+func (e *configError) Error() string {
+	return fmt.Sprintf("invalid %s (-%s): %v", e.s.env, e.s.flag, e.err)
+}
+
+func (e *configError) Unwrap() error { return e.err }
+
+func one(f func(c *config, v string) error) func(c *config, v []string) error {
+	return func(c *config, v []string) error { return f(c, v[len(v)-1]) }
+}
+
+func settings() []*setting {
+	return []*setting{
+		{env: "IDM_ADDR", flag: "addr", def: ":9096", usage: "address to listen on",
+			apply: one(func(c *config, v string) error { c.Addr = v; return nil })},
+		{env: "IDM_DB", flag: "db", def: "idm.db", usage: "bbolt database file (the default store)",
+			apply: one(func(c *config, v string) error { c.DB = v; return nonEmpty(v) })},
+		{env: "IDM_MONGO_URI", flag: "mongo-uri", usage: "MongoDB URI; when set, idmd uses MongoDB instead of the bbolt file", secret: true,
+			apply: one(func(c *config, v string) error {
+				if v != "" && !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
+					return errors.New("must start with mongodb:// or mongodb+srv://")
+				}
+				c.MongoURI = v
+				return nil
+			})},
+		{env: "IDM_MONGO_DB", flag: "mongo-db", def: "idm", usage: "MongoDB database name",
+			apply: one(func(c *config, v string) error { c.MongoDB = v; return nonEmpty(v) })},
+		{env: "IDM_SECRET", flag: "secret", usage: "HMAC secret for signing tokens (at least 32 bytes); prefer IDM_SECRET_FILE", secret: true,
+			apply: one(func(c *config, v string) error {
+				if v != "" {
+					c.Secret = []byte(v)
+				}
+				return nil
+			})},
+		{env: "IDM_SECRET_FILE", flag: "secret-file", usage: "file holding the HMAC secret",
+			apply: one(func(c *config, v string) error {
+				if v == "" {
+					return nil
+				}
+				b, err := os.ReadFile(v)
+				if err != nil {
+					return fmt.Errorf("cannot read the file: %w", errors.Unwrap(err))
+				}
+				c.Secret = []byte(strings.TrimRight(string(b), "\r\n"))
+				return nil
+			})},
+		{env: "IDM_KEY_FILE", flag: "key-file", multi: true, usage: "PEM private key file(s) for signing (repeatable or comma-separated; the first signs)",
+			apply: func(c *config, v []string) error {
+				for _, f := range v {
+					for _, p := range strings.Split(f, ",") {
+						if p = strings.TrimSpace(p); p != "" {
+							c.KeyFiles = append(c.KeyFiles, p)
+						}
+					}
+				}
+				return nil
+			}},
+		{env: "IDM_PUBLIC_URL", flag: "public-url", def: "http://localhost:9096", usage: "public base URL, used in emailed links",
+			apply: one(func(c *config, v string) error {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+					return errors.New("must be an absolute http(s) URL without query or fragment")
+				}
+				c.PublicURL = strings.TrimRight(v, "/")
+				return nil
+			})},
+		{env: "IDM_ISSUER", flag: "issuer", usage: "token issuer (default: the public URL)",
+			apply: one(func(c *config, v string) error { c.Issuer = v; return nil })},
+		{env: "IDM_AUDIENCE", flag: "audience", def: "idm", usage: "audience of staff tokens",
+			apply: one(func(c *config, v string) error { c.Audience = v; return nonEmpty(v) })},
+		{env: "IDM_LINK_AUDIENCE", flag: "link-audience", usage: "audience of enrolment-link tokens (default: the issuer)",
+			apply: one(func(c *config, v string) error { c.LinkAudience = v; return nil })},
+		{env: "IDM_TOKEN_TTL", flag: "token-ttl", def: "12h", usage: "lifetime of staff tokens",
+			apply: one(func(c *config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < time.Minute || d > 30*24*time.Hour {
+					return errors.New("must be a duration between 1m and 720h, such as 12h")
+				}
+				c.TokenTTL = d
+				return nil
+			})},
+		{env: "IDM_SMTP_URL", flag: "smtp-url", usage: "SMTP server for mail, e.g. smtp://user:pass@host:587 (unset: no mail)", secret: true,
+			apply: one(func(c *config, v string) error {
+				if v == "" {
+					return nil
+				}
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+					return errors.New("must be an smtp:// or smtps:// URL with a host")
+				}
+				c.SMTPURL = v
+				return nil
+			})},
+		{env: "IDM_MAIL_FROM", flag: "mail-from", usage: "From address of mail (required with IDM_SMTP_URL)",
+			apply: one(func(c *config, v string) error { c.MailFrom = v; return nil })},
+		{env: "IDM_TRUSTED_PROXIES", flag: "trusted-proxies", usage: "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is trusted",
+			apply: one(func(c *config, v string) error {
+				c.TrustedProxies = nil
+				for _, p := range strings.Split(v, ",") {
+					if p = strings.TrimSpace(p); p == "" {
+						continue
+					}
+					pre, err := netip.ParsePrefix(p)
+					if err != nil {
+						a, aerr := netip.ParseAddr(p)
+						if aerr != nil {
+							return fmt.Errorf("%q is neither an address nor a CIDR prefix", p)
+						}
+						pre = netip.PrefixFrom(a, a.BitLen())
+					}
+					c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
+				}
+				return nil
+			})},
+		{env: "IDM_LOG_FORMAT", flag: "log-format", def: "text", usage: "log format: text or json",
+			apply: one(func(c *config, v string) error {
+				if v != "text" && v != "json" {
+					return errors.New("must be text or json")
+				}
+				c.LogFormat = v
+				return nil
+			})},
+		{env: "IDM_LOG_LEVEL", flag: "log-level", def: "info", usage: "log level: debug, info, warn or error",
+			apply: one(func(c *config, v string) error {
+				return c.LogLevel.UnmarshalText([]byte(v))
+			})},
+		{env: "IDM_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "how long a shutdown waits for in-flight requests",
+			apply: one(func(c *config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 {
+					return errors.New("must be a duration such as 30s")
+				}
+				c.ShutdownGrace = d
+				return nil
+			})},
+	}
+}
+
+// multiFlag collects a repeatable flag's values.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// configFlags registers the configuration flags on fs and returns a function
+// that, after fs was parsed, builds the configuration from the flags, the
+// environment (getenv) and the defaults.
+func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (*config, error) {
+	ss := settings()
+	vals := make(map[*setting]*multiFlag, len(ss))
+	for _, s := range ss {
+		m := new(multiFlag)
+		vals[s] = m
+		usage := s.usage + " (env " + s.env
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		fs.Var(m, s.flag, usage+")")
+	}
+	return func() (*config, error) {
+		c := &config{}
+		for _, s := range ss {
+			v := []string(*vals[s])
+			if len(v) == 0 {
+				if e, ok := lookup(getenv, s.env); ok {
+					v = []string{e}
+				} else {
+					v = []string{s.def}
+				}
+			}
+			if err := s.apply(c, v); err != nil {
+				if s.secret {
+					err = errors.New("the value is not valid")
+				}
+				return nil, &configError{s: s, err: err}
+			}
+		}
+		if c.Issuer == "" {
+			c.Issuer = c.PublicURL
+		}
+		if c.LinkAudience == "" {
+			c.LinkAudience = c.Issuer
+		}
+		if c.LinkAudience == c.Audience {
+			return nil, &configError{s: find(ss, "IDM_LINK_AUDIENCE"), err: errors.New("must differ from IDM_AUDIENCE")}
+		}
+		if c.SMTPURL != "" && c.MailFrom == "" {
+			return nil, &configError{s: find(ss, "IDM_MAIL_FROM"), err: errors.New("is required when IDM_SMTP_URL is set")}
+		}
+		return c, nil
+	}
+}
+
+func lookup(getenv func(string) string, key string) (string, bool) {
+	v := getenv(key)
+	return v, v != ""
+}
+
+func find(ss []*setting, env string) *setting {
+	for _, s := range ss {
+		if s.env == env {
+			return s
+		}
+	}
+	panic("no setting " + env) // programming error: a constant name above
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+// parseInterspersed parses args with fs, allowing flags before and after
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are idmd's Prometheus metrics, on a registry of their own.
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	logins      *prometheus.CounterVec
+	storeErrors prometheus.Counter
+	panics      prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idm_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "idm_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idm_logins_total", Help: "Login attempts on POST /auth by outcome (success, failure, throttled).",
+		}, []string{"outcome"}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idm_store_errors_total", Help: "Requests that failed because the store failed or was unavailable.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idm_http_panics_total", Help: "Handler panics recovered into a 500 answer.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.logins, m.storeErrors, m.panics,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, o := range []string{"success", "failure", "throttled"} {
+		m.logins.WithLabelValues(o) // export zeros from the start
+	}
+	return m
+}
+
+func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+	if status >= 500 {
+		m.storeErrors.Inc()
+	}
+}
+
+// login is the auth package's OnLogin hook.
+func (m *metrics) login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/c3-pro/idm/auth"
+	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/resetflow"
+	"github.com/c3-pro/idm/users"
+)
+
+// Server limits.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	pingTimeout       = 2 * time.Second
+)
+
+// service is a wired idmd: its root handler and what must be closed.
+type service struct {
+	handler http.Handler
+	reset   *resetflow.Handler // nil without mail
+	metrics *metrics
+}
+
+// newService wires every handler package onto one root mux over store.
+func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Logger) (*service, error) {
+	keys, err := loadKeys(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	passwords, err := auth.NewPasswords(auth.PasswordConfig{})
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics()
+	authH, err := auth.New(auth.Config{
+		Store: store, Keys: keys, Passwords: passwords,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, LinkAudience: cfg.LinkAudience, TokenTTL: cfg.TokenTTL,
+		TrustedProxies: cfg.TrustedProxies, Logger: log, OnLogin: m.login,
+	})
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{TrustedProxies: cfg.TrustedProxies})
+	if err != nil {
+		return nil, err
+	}
+	var (
+		resetH *resetflow.Handler
+		mail   pinger
+	)
+	usersCfg := users.Config{
+		Store: store, Passwords: passwords, Require: authH.Require, InitLimiter: limiter, Logger: log,
+	}
+	if cfg.SMTPURL != "" {
+		mailer, err := resetflow.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, &configError{s: find(settings(), "IDM_SMTP_URL"), err: errors.New("the value is not valid")}
+		}
+		resetH, err = resetflow.New(resetflow.Config{
+			Store: store, Passwords: passwords, Mailer: mailer, PublicURL: cfg.PublicURL,
+			Limiter: limiter, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		mail = mailer
+		usersCfg.Inviter, usersCfg.Notifier = resetH, resetH
+	}
+	usersH, err := users.New(usersCfg)
+	if err != nil {
+		return nil, err
+	}
+	apiH, err := idm.NewHandler(idm.Config{
+		Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	mux := idm.NewMux()
+	authH.Install(mux.Handle)
+	usersH.Install(mux.Handle)
+	if resetH != nil {
+		resetH.Install(mux.Handle)
+	}
+	apiH.Install(mux.Handle)
+	(&health{store: store, mail: mail, timeout: pingTimeout}).install(mux.Handle)
+	mux.Handle("GET /metrics", m.handler())
+	if b, ok := store.(backuper); ok {
+		mux.Handle("GET /admin/backup", backupHandler(b, authH.Require))
+	}
+
+	// observe must hand the mux the very request whose Pattern it logs, so
+	// the body limit (which copies the request) goes outside it.
+	h := http.MaxBytesHandler(observe(mux, log, m, time.Now), idm.DefaultMaxBodyBytes)
+	return &service{handler: h, reset: resetH, metrics: m}, nil
+}
+
+// loadKeys returns the signing keys the configuration names: PEM key files,
+// an HMAC secret, or else the key generated once and kept in the store.
+func loadKeys(ctx context.Context, cfg *config, store idm.Store) (*auth.KeySet, error) {
+	var ks []*auth.Key
+	for _, f := range cfg.KeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, &configError{s: find(settings(), "IDM_KEY_FILE"), err: fmt.Errorf("cannot read %s: %w", f, errors.Unwrap(err))}
+		}
+		k, err := auth.ParsePrivateKeyPEM(b)
+		if err != nil {
+			return nil, &configError{s: find(settings(), "IDM_KEY_FILE"), err: fmt.Errorf("%s: %w", f, err)}
+		}
+		ks = append(ks, k)
+	}
+	if cfg.Secret != nil {
+		k, err := auth.NewHMACKey(cfg.Secret)
+		if err != nil {
+			// The error says why (too short, a known default), never the value.
+			return nil, &configError{s: find(settings(), "IDM_SECRET"), err: err}
+		}
+		ks = append(ks, k)
+	}
+	if len(ks) == 0 {
+		return auth.LoadOrCreateKeys(ctx, store, time.Now())
+	}
+	return auth.NewKeySet(ks[0], ks[1:]...)
+}
+
+// serve runs the service until SIGINT or SIGTERM, then stops accepting
+// connections, drains in-flight requests and closes the store.
+func serve(ctx context.Context, args []string, std stdio) int {
+	cfg, pos, code := parse("serve", args, std, nil)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(std.err, "idmd: serve takes no arguments, got %q\n", pos)
+		return exitConfig
+	}
+	log := newLogger(cfg, std.err)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(std.err, "idmd: %v\n", err)
+		return exitFail
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	svc, err := newService(ctx, cfg, store, log)
+	if err != nil {
+		fmt.Fprintf(std.err, "idmd: %v\n", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return exitConfig
+		}
+		return exitFail
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(std.err, "idmd: cannot listen on IDM_ADDR (-addr) %s: %v\n", cfg.Addr, err)
+		return exitFail
+	}
+	srv := &http.Server{
+		Handler:           svc.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	store_ := "bbolt " + cfg.DB
+	if cfg.MongoURI != "" {
+		store_ = "mongodb database " + cfg.MongoDB
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "store", store_, "public_url", cfg.PublicURL,
+		"mail", cfg.SMTPURL != "", "version", version())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		log.Error("server stopped", "err", err)
+		return exitFail
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	code = exitOK
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown did not finish in time", "err", err)
+		code = exitFail
+	}
+	if svc.reset != nil {
+		if err := svc.reset.Close(); err != nil {
+			log.Error("waiting for mail to go out", "err", err)
+		}
+	}
+	log.Info("stopped")
+	return code
+}
