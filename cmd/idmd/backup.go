@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/c3-pro/idm/idm"
 )
@@ -70,8 +71,8 @@ func writeFileAtomic(path string, write func(io.Writer) (int64, error)) (int64, 
 }
 
 // backupHandler serves GET /admin/backup: an online, consistent copy of the
-// bbolt database, for admins only.
-func backupHandler(b backuper, require func(http.Handler) http.Handler) http.Handler {
+// bbolt database, for admins only. Every download is audited first.
+func backupHandler(b backuper, audits idm.AuditStore, require func(http.Handler) http.Handler) http.Handler {
 	return require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := idm.PrincipalFrom(r.Context())
 		switch {
@@ -80,6 +81,13 @@ func backupHandler(b backuper, require func(http.Handler) http.Handler) http.Han
 			return
 		case !p.Admin:
 			idm.WriteError(w, r, nil, idm.E(idm.ErrForbidden, "only admins may download a backup"))
+			return
+		}
+		if err := audits.AppendAudit(r.Context(), idm.AuditEvent{
+			ID: idm.NewID(), Time: idm.Timestamp(time.Now()), Document: p.UserID, DocType: idm.DocAuth,
+			ActorID: p.UserID, Actor: p.Username, Action: "download backup",
+		}); err != nil {
+			idm.WriteError(w, r, nil, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")

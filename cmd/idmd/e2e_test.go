@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/c3-pro/idm/boltstore"
 	"github.com/c3-pro/idm/internal/testmongo"
 )
 
@@ -327,6 +328,20 @@ func TestUserAddThenLogin(t *testing.T) {
 	// user add --admin closed the bootstrap.
 	r = call(t, "POST", p.url+"/init", "", `{"username":"x@example.org","password":"another long passphrase"}`)
 	require.Equal(t, http.StatusConflict, r.status)
+
+	// An online backup, for admins only, is a bbolt file holding the data.
+	r = call(t, "GET", p.url+"/admin/backup", tok, "")
+	require.Equal(t, http.StatusOK, r.status)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	require.NoError(t, os.WriteFile(backup, r.body, 0o600))
+	copyStore, err := boltstore.Open(backup)
+	require.NoError(t, err)
+	u, err := copyStore.FindUserByUsername(context.Background(), adminUser)
+	require.NoError(t, err)
+	require.True(t, u.Admin)
+	require.NoError(t, copyStore.Close())
+	r = call(t, "GET", p.url+"/admin/backup", "", "")
+	require.Equal(t, http.StatusUnauthorized, r.status)
 
 	// Next to the running idmd, admin commands fail fast with a clear message.
 	began := time.Now()

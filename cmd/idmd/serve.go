@@ -101,7 +101,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	(&health{store: store, mail: mail, timeout: pingTimeout}).install(mux.Handle)
 	mux.Handle("GET /metrics", m.handler())
 	if b, ok := store.(backuper); ok {
-		mux.Handle("GET /admin/backup", backupHandler(b, authH.Require))
+		mux.Handle("GET /admin/backup", backupHandler(b, store, authH.Require))
 	}
 
 	// observe must hand the mux the very request whose Pattern it logs, so
