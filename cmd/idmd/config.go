@@ -5,11 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // config is idmd's configuration, read from flags and environment
@@ -32,6 +36,8 @@ type config struct {
 	LogFormat      string
 	LogLevel       slog.Level
 	ShutdownGrace  time.Duration
+	RateLimit      rate.Limit
+	RateBurst      int
 }
 
 // setting is one configuration value: its environment variable, its flag,
@@ -161,6 +167,28 @@ func settings() []*setting {
 					}
 					c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
 				}
+				return nil
+			})},
+		{env: "IDM_RATE_LIMIT", flag: "rate-limit", def: "1", usage: "requests per second each client address may make on /auth, /init, /iforgot and /reset in the long run, or off",
+			apply: one(func(c *config, v string) error {
+				if v == "off" {
+					c.RateLimit = rate.Inf
+					return nil
+				}
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+					return errors.New("must be a positive number of requests per second, or off")
+				}
+				c.RateLimit = rate.Limit(f)
+				return nil
+			})},
+		{env: "IDM_RATE_BURST", flag: "rate-burst", def: "20", usage: "requests each client address may make at once on /auth, /init, /iforgot and /reset",
+			apply: one(func(c *config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 1_000_000 {
+					return errors.New("must be a whole number from 1 to 1000000")
+				}
+				c.RateBurst = n
 				return nil
 			})},
 		{env: "IDM_LOG_FORMAT", flag: "log-format", def: "text", usage: "log format: text or json",

@@ -49,12 +49,15 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	authH, err := auth.New(auth.Config{
 		Store: store, Keys: keys, Passwords: passwords,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, LinkAudience: cfg.LinkAudience, TokenTTL: cfg.TokenTTL,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 		TrustedProxies: cfg.TrustedProxies, Logger: log, OnLogin: m.login,
 	})
 	if err != nil {
 		return nil, err
 	}
-	limiter, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{TrustedProxies: cfg.TrustedProxies})
+	limiter, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{
+		Rate: cfg.RateLimit, Burst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies, Logger: log,
+	})
 	if err != nil {
 		return nil, err
 	}
