@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/c3-pro/idm/boltstore"
+	"github.com/c3-pro/idm/internal/smtptest"
 	"github.com/c3-pro/idm/internal/testmongo"
 )
 
@@ -198,7 +199,10 @@ func runCmd(t *testing.T, env []string, stdin string, args ...string) (int, stri
 }
 
 func TestEndToEnd(t *testing.T) {
-	p := start(t, baseEnv(t))
+	mail := smtptest.Start(t)
+	env := append(baseEnv(t), "IDM_SMTP_URL="+mail.URL(), "IDM_MAIL_FROM=idm@example.org",
+		"IDM_PUBLIC_URL=https://idm.example.org")
+	p := start(t, env)
 	base := p.url
 
 	r := call(t, "GET", base+"/readyz", "", "")
@@ -237,9 +241,16 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusMethodNotAllowed, r.status)
 	require.NotEmpty(t, r.header.Get("Allow"))
 
+	// resetflow: a reset link goes out by mail, built from the public URL.
+	r = call(t, "POST", base+"/iforgot", "", fmt.Sprintf(`{"username":%q}`, adminUser))
+	require.Equal(t, http.StatusAccepted, r.status, "%s", r.body)
+	msgs := mail.Wait(t, 1)
+	require.Equal(t, []string{adminUser}, msgs[0].To)
+	require.Contains(t, msgs[0].Text, "https://idm.example.org/reset?k=")
+
 	// Operations: status and metrics.
 	r = call(t, "GET", base+"/status", "", "")
-	require.JSONEq(t, `{"data":{"db":"ok","mail":"disabled"}}`, string(r.body))
+	require.JSONEq(t, `{"data":{"db":"ok","mail":"ok"}}`, string(r.body))
 	r = call(t, "GET", base+"/metrics", "", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, string(r.body), `idm_logins_total{outcome="success"} 1`)
