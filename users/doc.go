@@ -1,0 +1,29 @@
+// Package users serves the one-time bootstrap page /init and the staff user
+// management API under /user.
+//
+// GET /init shows an HTML form (fields username and password) while no admin
+// exists and the store's one-time bootstrap marker is unset; POST /init (a
+// form, or JSON {"username","password"}) wins that marker and creates the
+// account as an admin. Exactly one bootstrap ever succeeds, also when many
+// requests race, and across several processes sharing one store. Afterwards
+// /init answers "already initialised" and changes nothing.
+//
+// The /user endpoints (create, list, read, update, delete) need a staff
+// token: the host passes the middleware that checks it (package auth's
+// Require) in [Config.Require]. User management is for admins; a user may
+// read their own record and change their own password. Every change to a
+// user is recorded in the audit trail before it is made.
+//
+// A host mounts the handler as a whole or registers its routes on its own
+// mux with [Handler.Install]:
+//
+//	h, err := users.New(users.Config{
+//		Store:     store,
+//		Passwords: passwords,        // *auth.Passwords
+//		Require:   authH.Require,    // the staff-token middleware
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	h.Install(mux.Handle)
+package users

@@ -1,0 +1,287 @@
+package users
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/c3-pro/idm/idm"
+)
+
+// States of the /init page.
+const (
+	pageForm   = "form"
+	pageReady  = "ready"
+	pageClosed = "closed"
+)
+
+// msgInitialised is the answer of /init once the system has been set up.
+const msgInitialised = "already initialised"
+
+// errInitialised is returned by bootstrap when the system is set up already.
+var errInitialised = idm.E(idm.ErrConflict, msgInitialised)
+
+// pageData is what the /init page template shows.
+type pageData struct {
+	Style    template.CSS
+	State    string // pageForm, pageReady or pageClosed
+	Error    string // a message about the form's input
+	Username string // the username entered (form) or created (ready)
+	// MinLength is the password policy's least length, when
+	// [Config.Passwords] tells it; 0 otherwise.
+	MinLength int
+}
+
+// initInput is the body of POST /init.
+type initInput struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// initStatus is the JSON answer of GET /init while the system is not set up.
+type initStatus struct {
+	Initialised bool `json:"initialised"`
+}
+
+// pageHeaders wraps the /init handler: every answer, page or JSON, is not
+// cached, sends no referrer and may not be framed.
+func (h *Handler) pageHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", h.csp)
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limit applies the per-address limiter.
+func (h *Handler) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok, retry := h.limiter.Allow(r)
+		if ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		secs := int64(math.Ceil(retry.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		h.initFail(w, r, wantsJSON(r), idm.E(idm.ErrTooMany, "too many requests; try again later"), "")
+	})
+}
+
+// serveInit serves GET and POST /init.
+func (h *Handler) serveInit(w http.ResponseWriter, r *http.Request) {
+	asJSON := wantsJSON(r)
+	open, err := h.initOpen(r.Context())
+	if err != nil {
+		h.initFail(w, r, asJSON, err, "")
+		return
+	}
+	if !open {
+		h.initFail(w, r, asJSON, errInitialised, "")
+		return
+	}
+	if r.Method != http.MethodPost {
+		if asJSON {
+			idm.WriteData(w, http.StatusOK, initStatus{Initialised: false})
+			return
+		}
+		h.render(w, r, http.StatusOK, pageData{State: pageForm})
+		return
+	}
+	in, err := h.readInit(w, r, asJSON)
+	if err != nil {
+		h.initFail(w, r, asJSON, err, in.Username)
+		return
+	}
+	u, err := h.bootstrap(r.Context(), in)
+	if err != nil {
+		h.initFail(w, r, asJSON, err, in.Username)
+		return
+	}
+	if asJSON {
+		idm.WriteData(w, http.StatusCreated, u.View())
+		return
+	}
+	h.render(w, r, http.StatusOK, pageData{State: pageReady, Username: u.Username})
+}
+
+// initOpen reports whether /init may still create the first admin: no
+// enabled admin exists and the bootstrap marker is unset.
+func (h *Handler) initOpen(ctx context.Context) (bool, error) {
+	done, err := h.store.Bootstrapped(ctx)
+	if err != nil {
+		return false, fmt.Errorf("users: reading the bootstrap marker: %w", err)
+	}
+	if done {
+		return false, nil
+	}
+	n, err := h.store.CountAdmins(ctx)
+	if err != nil {
+		return false, fmt.Errorf("users: counting admins: %w", err)
+	}
+	return n == 0, nil
+}
+
+// readInit reads the body of POST /init: a URL-encoded form, or else JSON
+// (any other Content-Type is refused with 415).
+func (h *Handler) readInit(w http.ResponseWriter, r *http.Request, asJSON bool) (initInput, error) {
+	var in initInput
+	if asJSON {
+		err := idm.DecodeJSON(w, r, h.maxBody, &in)
+		return in, err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+	if err := r.ParseForm(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return in, idm.E(idm.ErrTooLarge, fmt.Sprintf("request body too large (limit %d bytes)", mb.Limit))
+		}
+		return in, idm.Wrap(idm.ErrInvalid, "malformed form", err)
+	}
+	in.Username = r.PostForm.Get("username")
+	in.Password = r.PostForm.Get("password")
+	return in, nil
+}
+
+// bootstrap creates the first admin from in, provided this call wins the
+// store's one-time bootstrap marker; otherwise it returns errInitialised.
+func (h *Handler) bootstrap(ctx context.Context, in initInput) (idm.User, error) {
+	username, err := NormalizeUsername(in.Username)
+	if err != nil {
+		return idm.User{}, err
+	}
+	if err := h.checkPassword(in.Password); err != nil {
+		return idm.User{}, err
+	}
+	if _, err := h.store.FindUserByUsername(ctx, username); err == nil {
+		return idm.User{}, idm.E(idm.ErrConflict, msgTaken)
+	} else if !errors.Is(err, idm.ErrNotFound) {
+		return idm.User{}, fmt.Errorf("users: looking up %q: %w", username, err)
+	}
+	hash, err := h.passwords.Hash(ctx, in.Password)
+	if err != nil {
+		return idm.User{}, fmt.Errorf("users: hashing the first admin's password: %w", err)
+	}
+	now := h.timestamp()
+	if err := h.store.MarkBootstrapped(ctx, now); errors.Is(err, idm.ErrConflict) {
+		return idm.User{}, errInitialised
+	} else if err != nil {
+		return idm.User{}, fmt.Errorf("users: setting the bootstrap marker: %w", err)
+	}
+	// This request won the marker: finish even if the client goes away,
+	// since no other request can create the first admin any more.
+	ctx = context.WithoutCancel(ctx)
+	u := idm.User{
+		ID:           idm.NewID(),
+		Username:     username,
+		PasswordHash: hash,
+		Admin:        true,
+		Created:      now,
+		Changed:      now,
+	}
+	created := snapshot(u)
+	created.Bootstrap = true
+	recs, err := h.audit(ctx, u, u, now, change{action: ActionCreate, new: created})
+	if err == nil {
+		if err = h.store.CreateUser(ctx, u); err != nil {
+			err = fmt.Errorf("users: creating the first admin: %w", err)
+		}
+	}
+	if err != nil {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
+		h.log.ErrorContext(ctx, "users: the bootstrap marker is set but the first admin could not be created; "+
+			"create one with the admin command (idmd user add --admin)", "username", username, "err", err)
+		return idm.User{}, err
+	}
+	h.log.InfoContext(ctx, "users: first admin created through /init", "user", u.ID)
+	return u, nil
+}
+
+// checkPassword applies the password policy to a new password.
+func (h *Handler) checkPassword(pw string) error {
+	if pw == "" {
+		return idm.E(idm.ErrInvalid, "password is required")
+	}
+	if len(pw) > maxStringBytes {
+		return idm.E(idm.ErrInvalid, fmt.Sprintf("password must be at most %d bytes long", maxStringBytes))
+	}
+	return h.passwords.Check(pw)
+}
+
+// initFail answers an /init request that failed: the JSON error envelope,
+// or the page (the form with the message, or "already initialised").
+func (h *Handler) initFail(w http.ResponseWriter, r *http.Request, asJSON bool, err error, username string) {
+	if asJSON {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	status := idm.StatusOf(err)
+	if status >= 500 {
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "pattern", r.Pattern, "status", status, "err", err)
+	}
+	if errors.Is(err, errInitialised) {
+		h.render(w, r, status, pageData{State: pageClosed})
+		return
+	}
+	h.render(w, r, status, pageData{State: pageForm, Error: idm.MessageOf(err), Username: username})
+}
+
+// render writes the /init page.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, d pageData) {
+	d.Style = h.style
+	if m, ok := h.passwords.(interface{ MinLength() int }); ok {
+		d.MinLength = m.MinLength()
+	}
+	var buf bytes.Buffer
+	if err := h.page.Execute(&buf, d); err != nil {
+		idm.WriteError(w, r, h.log, fmt.Errorf("users: rendering the /init page: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// wantsJSON reports whether an /init request is answered with JSON: a POST
+// whose body is not a form (JSON, or something unsupported that gets the
+// JSON error envelope), or a GET whose Accept header asks for JSON and not
+// for HTML. Browsers get the page.
+func wantsJSON(r *http.Request) bool {
+	if r.Method == http.MethodPost {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		return err != nil || mt != "application/x-www-form-urlencoded"
+	}
+	json, html := false, false
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch {
+		case isJSONType(mt):
+			json = true
+		case mt == "text/html" || mt == "application/xhtml+xml":
+			html = true
+		}
+	}
+	return json && !html
+}
+
+// isJSONType reports whether a Content-Type names JSON.
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}

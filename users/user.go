@@ -1,0 +1,629 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/c3-pro/idm/auth"
+	"github.com/c3-pro/idm/idm"
+)
+
+// Limits and messages of the /user API.
+const (
+	maxStringBytes = 4096 // any string without a tighter limit
+	defaultPerPage = 50
+	maxPerPage     = 1000
+
+	msgTaken     = "this username has already been taken"
+	msgLastAdmin = "this would leave no enabled admin: the last admin cannot be deleted, disabled or lose the admin role"
+	msgNotFound  = "user not found"
+	msgBusy      = "the user was changed by another request at the same time; try again"
+)
+
+// createInput is the body of POST /user.
+type createInput struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Admin    bool   `json:"admin"`
+}
+
+// updateInput is the body of PUT /user/{id}; nil fields stay as they are.
+type updateInput struct {
+	Username        *string `json:"username"`
+	Admin           *bool   `json:"admin"`
+	Disabled        *bool   `json:"disabled"`
+	Password        *string `json:"password"`
+	CurrentPassword *string `json:"current_password"`
+	Unlock          *bool   `json:"unlock"`
+}
+
+// deleteInput is the body of DELETE /user.
+type deleteInput struct {
+	Username string `json:"username"`
+}
+
+// listBody is the answer of GET /user.
+type listBody struct {
+	Data  []idm.UserView `json:"data"`
+	Total int            `json:"total"`
+}
+
+func requireAdmin(actor idm.User) error {
+	if !actor.Admin {
+		return idm.E(idm.ErrForbidden, "admin rights required")
+	}
+	return nil
+}
+
+// enabledAdmin reports whether u counts as an admin for CountAdmins.
+func enabledAdmin(u idm.User) bool { return u.Admin && !u.Disabled }
+
+// isSelf reports whether the {id} of a path names the caller: "me", the
+// caller's ID or the caller's username.
+func isSelf(actor idm.User, id string) bool {
+	return id == "me" || id == actor.ID || strings.ToLower(strings.TrimSpace(id)) == actor.Username
+}
+
+// resolve finds the user an {id} of a path names: "me" (the caller), a user
+// ID, or a username. Anything else is not found.
+func (h *Handler) resolve(ctx context.Context, actor idm.User, id string) (idm.User, error) {
+	var (
+		u   idm.User
+		err error
+	)
+	switch {
+	case id == "me":
+		return actor, nil
+	case idm.ValidID(id):
+		u, err = h.store.FindUserByID(ctx, id)
+	default:
+		name, nerr := NormalizeUsername(id)
+		if nerr != nil {
+			return idm.User{}, idm.E(idm.ErrNotFound, msgNotFound)
+		}
+		u, err = h.store.FindUserByUsername(ctx, name)
+	}
+	if errors.Is(err, idm.ErrNotFound) {
+		return idm.User{}, idm.Wrap(idm.ErrNotFound, msgNotFound, err)
+	}
+	if err != nil {
+		return idm.User{}, fmt.Errorf("users: looking up user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// createUser serves POST /user.
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, actor idm.User) {
+	if err := requireAdmin(actor); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	var in createInput
+	if err := idm.DecodeJSON(w, r, h.maxBody, &in); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	u, err := h.create(r.Context(), actor, in)
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	idm.WriteData(w, http.StatusCreated, u.View())
+}
+
+// create makes a new user; without a password it invites them.
+func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (idm.User, error) {
+	username, err := NormalizeUsername(in.Username)
+	if err != nil {
+		return idm.User{}, err
+	}
+	invite := in.Password == ""
+	if invite && h.inviter == nil {
+		return idm.User{}, idm.E(idm.ErrInvalid, "password is required (no mail is configured to invite the user to set one)")
+	}
+	if !invite {
+		if err := h.checkPassword(in.Password); err != nil {
+			return idm.User{}, err
+		}
+	}
+	if _, err := h.store.FindUserByUsername(ctx, username); err == nil {
+		return idm.User{}, idm.E(idm.ErrConflict, msgTaken)
+	} else if !errors.Is(err, idm.ErrNotFound) {
+		return idm.User{}, fmt.Errorf("users: looking up %q: %w", username, err)
+	}
+	var hash string
+	if !invite {
+		if hash, err = h.passwords.Hash(ctx, in.Password); err != nil {
+			return idm.User{}, fmt.Errorf("users: hashing a password: %w", err)
+		}
+	}
+	now := h.timestamp()
+	u := idm.User{
+		ID:           idm.NewID(),
+		Username:     username,
+		PasswordHash: hash,
+		Admin:        in.Admin,
+		Created:      now,
+		Changed:      now,
+	}
+	created := snapshot(u)
+	created.Invited = invite
+	recs, err := h.audit(ctx, actor, u, now, change{action: ActionCreate, new: created})
+	if err == nil {
+		err = h.store.CreateUser(context.WithoutCancel(ctx), u)
+	}
+	if err != nil {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
+		if errors.Is(err, idm.ErrConflict) {
+			return idm.User{}, idm.Wrap(idm.ErrConflict, msgTaken, err)
+		}
+		return idm.User{}, fmt.Errorf("users: creating %q: %w", username, err)
+	}
+	if invite {
+		if err := h.inviter.Invite(ctx, u); err != nil {
+			// A user nobody can log in as is of no use: take it back, so
+			// the admin can simply try again.
+			h.undoCreate(ctx, actor, u, err)
+			return idm.User{}, fmt.Errorf("users: inviting %q: %w", username, err)
+		}
+	}
+	return u, nil
+}
+
+// undoCreate deletes a user whose invitation failed.
+func (h *Handler) undoCreate(ctx context.Context, actor, u idm.User, cause error) {
+	ctx = context.WithoutCancel(ctx)
+	recs, err := h.audit(ctx, actor, u, h.timestamp(), change{action: ActionDelete, old: snapshot(u)})
+	if err == nil {
+		err = h.store.DeleteUser(ctx, u.ID)
+	}
+	if err != nil {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
+		h.log.ErrorContext(ctx, "users: could not delete a user whose invitation failed",
+			"user", u.ID, "username", u.Username, "err", err, "cause", cause)
+	}
+}
+
+// listUsers serves GET /user.
+func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, actor idm.User) {
+	if err := requireAdmin(actor); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	f, err := parseUserFilter(r.URL.Query())
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	list, total, err := h.store.ListUsers(r.Context(), f)
+	if err != nil {
+		idm.WriteError(w, r, h.log, fmt.Errorf("users: listing users: %w", err))
+		return
+	}
+	views := make([]idm.UserView, 0, len(list))
+	for _, u := range list {
+		views = append(views, u.View())
+	}
+	idm.WriteJSON(w, http.StatusOK, listBody{Data: views, Total: total})
+}
+
+// parseUserFilter reads search, offset and perpage of GET /user.
+func parseUserFilter(q url.Values) (idm.UserFilter, error) {
+	f := idm.UserFilter{Search: q.Get("search"), Limit: defaultPerPage}
+	if len(f.Search) > MaxUsernameBytes {
+		return f, idm.E(idm.ErrInvalid, fmt.Sprintf("search must be at most %d bytes long", MaxUsernameBytes))
+	}
+	if s := q.Get("offset"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return f, idm.E(idm.ErrInvalid, fmt.Sprintf("offset must be a non-negative integer, not %q", truncate(s)))
+		}
+		f.Offset = n
+	}
+	if s := q.Get("perpage"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPerPage {
+			return f, idm.E(idm.ErrInvalid, fmt.Sprintf("perpage must be an integer from 1 to %d, not %q", maxPerPage, truncate(s)))
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// truncate shortens a client's value for an error message.
+func truncate(s string) string {
+	const max = 32
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
+}
+
+// getMe serves GET /user/me.
+func (h *Handler) getMe(w http.ResponseWriter, r *http.Request, actor idm.User) {
+	idm.WriteData(w, http.StatusOK, actor.View())
+}
+
+// getUser serves GET /user/{id}: admins read anyone, others themselves.
+func (h *Handler) getUser(w http.ResponseWriter, r *http.Request, actor idm.User) {
+	id := r.PathValue("id")
+	if !actor.Admin && !isSelf(actor, id) {
+		idm.WriteError(w, r, h.log, idm.E(idm.ErrForbidden, "you may only read your own user record"))
+		return
+	}
+	if !actor.Admin {
+		idm.WriteData(w, http.StatusOK, actor.View())
+		return
+	}
+	u, err := h.resolve(r.Context(), actor, id)
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	idm.WriteData(w, http.StatusOK, u.View())
+}
+
+// deleteUserByID serves DELETE /user/{id}.
+func (h *Handler) deleteUserByID(w http.ResponseWriter, r *http.Request, actor idm.User) {
+	if err := requireAdmin(actor); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	target, err := h.resolve(r.Context(), actor, r.PathValue("id"))
+	if err == nil {
+		err = h.remove(r.Context(), actor, target)
+	}
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteUserByBody serves DELETE /user with {"username"}, as the original
+// service did.
+func (h *Handler) deleteUserByBody(w http.ResponseWriter, r *http.Request, actor idm.User) {
+	if err := requireAdmin(actor); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	var in deleteInput
+	err := idm.DecodeJSON(w, r, h.maxBody, &in)
+	var username string
+	if err == nil {
+		username, err = NormalizeUsername(in.Username)
+	}
+	var target idm.User
+	if err == nil {
+		target, err = h.resolve(r.Context(), actor, username)
+	}
+	if err == nil {
+		err = h.remove(r.Context(), actor, target)
+	}
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// remove deletes target, unless it is the last enabled admin. A change of
+// the user by someone else while this runs (a stale revision) makes it
+// start over, a few times.
+func (h *Handler) remove(ctx context.Context, actor, target idm.User) error {
+	h.mutation.Lock()
+	defer h.mutation.Unlock()
+	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error { return h.removeOnce(ctx, actor, target.ID) })
+	if errors.Is(err, idm.ErrStale) {
+		return idm.Wrap(idm.ErrConflict, msgBusy, err)
+	}
+	return err
+}
+
+// removeOnce is one attempt of remove.
+func (h *Handler) removeOnce(ctx context.Context, actor idm.User, id string) error {
+	cur, err := h.store.FindUserByID(ctx, id)
+	if errors.Is(err, idm.ErrNotFound) {
+		return idm.Wrap(idm.ErrNotFound, msgNotFound, err)
+	} else if err != nil {
+		return fmt.Errorf("users: loading user %s: %w", id, err)
+	}
+	if enabledAdmin(cur) {
+		if err := h.keepsAnAdmin(ctx); err != nil {
+			return err
+		}
+	}
+	now := h.timestamp()
+	recs, err := h.audit(ctx, actor, cur, now, change{action: ActionDelete, old: snapshot(cur)})
+	if err != nil {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
+		return err
+	}
+	// The record is written: carry the change through even if the client
+	// goes away. Revoke the user's tokens first, so that they stay revoked
+	// even if the deletion itself fails; this also makes sure that nobody
+	// changed the user since it was read.
+	ctx = context.WithoutCancel(ctx)
+	revoked := cur
+	revoked.TokenVersion++
+	revoked.Changed = now
+	err = h.store.UpdateUser(ctx, revoked)
+	if err == nil {
+		err = h.store.DeleteResetTokens(ctx, cur.ID)
+	}
+	if err == nil {
+		err = h.store.DeleteUser(ctx, cur.ID)
+	}
+	if err != nil {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
+		if errors.Is(err, idm.ErrNotFound) { // deleted meanwhile, by another process
+			return idm.Wrap(idm.ErrNotFound, msgNotFound, err)
+		}
+		return fmt.Errorf("users: deleting user %s: %w", cur.ID, err)
+	}
+	if enabledAdmin(cur) && h.noAdminLeft(ctx) {
+		// Another process removed the other admin at the same time: put
+		// this one back (its tokens stay revoked).
+		if err := h.store.CreateUser(ctx, revoked); err != nil {
+			h.log.ErrorContext(ctx, "users: could not restore the last admin after a concurrent change",
+				"user", cur.ID, "username", cur.Username, "err", err)
+			return nil
+		}
+		h.compensate(ctx, recs, ActionUndoneSuffix, errors.New("no enabled admin left"))
+		return idm.E(idm.ErrConflict, msgLastAdmin)
+	}
+	return nil
+}
+
+// keepsAnAdmin returns a 409 error unless there is more than one enabled
+// admin, so that one may go.
+func (h *Handler) keepsAnAdmin(ctx context.Context) error {
+	n, err := h.store.CountAdmins(ctx)
+	if err != nil {
+		return fmt.Errorf("users: counting admins: %w", err)
+	}
+	if n <= 1 {
+		return idm.E(idm.ErrConflict, msgLastAdmin)
+	}
+	return nil
+}
+
+// noAdminLeft reports whether a change just made left no enabled admin
+// (several processes may have demoted different admins at once). It errs on
+// the side of "there is one" when the store cannot tell.
+func (h *Handler) noAdminLeft(ctx context.Context) bool {
+	n, err := h.store.CountAdmins(ctx)
+	if err != nil {
+		h.log.ErrorContext(ctx, "users: counting admins after a change", "err", err)
+		return false
+	}
+	return n == 0
+}
+
+// updateUser serves PUT /user/{id}.
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, actor idm.User) {
+	id := r.PathValue("id")
+	self := isSelf(actor, id)
+	if !self && !actor.Admin {
+		idm.WriteError(w, r, h.log, idm.E(idm.ErrForbidden, "admin rights required"))
+		return
+	}
+	var in updateInput
+	if err := idm.DecodeJSON(w, r, h.maxBody, &in); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	u, err := h.update(r.Context(), actor, id, in)
+	if err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	idm.WriteData(w, http.StatusOK, u.View())
+}
+
+// update applies a PUT /user/{id}. Only admins reach it for other users.
+func (h *Handler) update(ctx context.Context, actor idm.User, id string, in updateInput) (idm.User, error) {
+	target := actor // a non-admin can only be here for themself
+	if actor.Admin {
+		var err error
+		if target, err = h.resolve(ctx, actor, id); err != nil {
+			return idm.User{}, err
+		}
+	} else if (in.Admin != nil && *in.Admin != actor.Admin) ||
+		(in.Disabled != nil && *in.Disabled != actor.Disabled) ||
+		(in.Unlock != nil && *in.Unlock) {
+		return idm.User{}, idm.E(idm.ErrForbidden, "admin rights required")
+	}
+	if in.Username != nil {
+		name, err := NormalizeUsername(*in.Username)
+		if err != nil {
+			return idm.User{}, err
+		}
+		if name != target.Username {
+			return idm.User{}, idm.E(idm.ErrInvalid, "usernames cannot be changed; create a new user instead")
+		}
+	}
+	var hash string
+	if in.Password != nil {
+		if err := h.checkPassword(*in.Password); err != nil {
+			return idm.User{}, err
+		}
+		switch {
+		case in.CurrentPassword != nil:
+			ok, _, err := h.passwords.Verify(ctx, target.PasswordHash, *in.CurrentPassword)
+			if err != nil {
+				return idm.User{}, fmt.Errorf("users: verifying the current password: %w", err)
+			}
+			if !ok {
+				return idm.User{}, idm.E(idm.ErrForbidden, "current_password is not correct")
+			}
+		case !actor.Admin:
+			return idm.User{}, idm.E(idm.ErrInvalid, "current_password is required to change your password")
+		}
+		var err error
+		if hash, err = h.passwords.Hash(ctx, *in.Password); err != nil {
+			return idm.User{}, fmt.Errorf("users: hashing a password: %w", err)
+		}
+	} else if in.CurrentPassword != nil {
+		return idm.User{}, idm.E(idm.ErrInvalid, "current_password is only used together with password")
+	}
+	return h.apply(ctx, actor, target.ID, in, hash)
+}
+
+// apply makes the changes of a validated PUT to the user with the given ID:
+// the audit records first, then the change. A change of the user by someone
+// else while this runs (a stale revision) makes it start over, a few times.
+func (h *Handler) apply(ctx context.Context, actor idm.User, id string, in updateInput, hash string) (idm.User, error) {
+	h.mutation.Lock()
+	defer h.mutation.Unlock()
+	var u idm.User
+	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		var err error
+		u, err = h.applyOnce(ctx, actor, id, in, hash)
+		return err
+	})
+	if errors.Is(err, idm.ErrStale) {
+		return idm.User{}, idm.Wrap(idm.ErrConflict, msgBusy, err)
+	}
+	return u, err
+}
+
+// applyOnce is one attempt of apply.
+func (h *Handler) applyOnce(ctx context.Context, actor idm.User, id string, in updateInput, hash string) (idm.User, error) {
+	cur, err := h.store.FindUserByID(ctx, id)
+	if errors.Is(err, idm.ErrNotFound) {
+		return idm.User{}, idm.Wrap(idm.ErrNotFound, msgNotFound, err)
+	} else if err != nil {
+		return idm.User{}, fmt.Errorf("users: loading user %s: %w", id, err)
+	}
+	now := h.timestamp()
+	next := cur
+	var changes []change
+	if in.Admin != nil && *in.Admin != cur.Admin {
+		next.Admin = *in.Admin
+		action := ActionSetAdmin
+		if !next.Admin {
+			action = ActionUnsetAdmin
+		}
+		changes = append(changes, change{action: action,
+			old: &auditState{Username: cur.Username, Admin: ptr(cur.Admin)},
+			new: &auditState{Username: cur.Username, Admin: ptr(next.Admin)}})
+	}
+	if in.Disabled != nil && *in.Disabled != cur.Disabled {
+		next.Disabled = *in.Disabled
+		action := ActionDisable
+		if !next.Disabled {
+			action = ActionEnable
+		}
+		changes = append(changes, change{action: action,
+			old: &auditState{Username: cur.Username, Disabled: ptr(cur.Disabled)},
+			new: &auditState{Username: cur.Username, Disabled: ptr(next.Disabled)}})
+	}
+	passwordChanged := in.Password != nil
+	if passwordChanged {
+		next.PasswordHash = hash
+		next.PasswordChanged = now
+		changes = append(changes, change{action: ActionChangePassword,
+			old: &auditState{Username: cur.Username, PasswordSet: ptr(cur.PasswordHash != "")},
+			new: &auditState{Username: cur.Username, PasswordChanged: ptr(now)}})
+	}
+	userChanges := len(changes)
+	demotes := enabledAdmin(cur) && !enabledAdmin(next)
+	if demotes {
+		if err := h.keepsAnAdmin(ctx); err != nil {
+			return idm.User{}, err
+		}
+	}
+	if in.Unlock != nil && *in.Unlock {
+		lf, err := h.store.LoginFailures(ctx, auth.LoginKey(cur.Username))
+		if err != nil {
+			return idm.User{}, fmt.Errorf("users: reading the login failures of %s: %w", cur.ID, err)
+		}
+		changes = append(changes, change{action: ActionUnlock,
+			old: &auditState{Username: cur.Username, LoginFailures: ptr(lf.Count)},
+			new: &auditState{Username: cur.Username, LoginFailures: ptr(0)}})
+	}
+	if len(changes) == 0 {
+		return cur, nil
+	}
+	recs, err := h.audit(ctx, actor, cur, now, changes...)
+	if err != nil {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
+		return idm.User{}, err
+	}
+	// The records are written: carry the changes through even if the
+	// client goes away.
+	ctx = context.WithoutCancel(ctx)
+	if userChanges > 0 {
+		next.Changed = now
+		next.TokenVersion++ // every change here revokes the user's tokens
+		if passwordChanged {
+			err = h.store.DeleteResetTokens(ctx, cur.ID)
+		}
+		if err == nil {
+			err = h.store.UpdateUser(ctx, next)
+		}
+		if err != nil {
+			h.compensate(ctx, recs, ActionFailedSuffix, err)
+			if errors.Is(err, idm.ErrNotFound) {
+				return idm.User{}, idm.Wrap(idm.ErrNotFound, msgNotFound, err)
+			}
+			return idm.User{}, fmt.Errorf("users: updating user %s: %w", cur.ID, err)
+		}
+		next.Rev++
+		if demotes && h.noAdminLeft(ctx) {
+			// Another process demoted the other admin at the same time:
+			// take this request's changes back (the tokens stay revoked).
+			if err := h.restore(ctx, cur, next); err != nil {
+				h.log.ErrorContext(ctx, "users: could not restore the last admin after a concurrent change",
+					"user", cur.ID, "username", cur.Username, "err", err)
+			} else {
+				h.compensate(ctx, recs[:userChanges], ActionUndoneSuffix, errors.New("no enabled admin left"))
+				if userChanges < len(recs) {
+					h.compensate(ctx, recs[userChanges:], ActionFailedSuffix, errors.New("request refused"))
+				}
+				return idm.User{}, idm.E(idm.ErrConflict, msgLastAdmin)
+			}
+		}
+	}
+	if userChanges < len(recs) {
+		if err := h.store.ResetLoginFailures(ctx, auth.LoginKey(cur.Username)); err != nil {
+			h.compensate(ctx, recs[userChanges:], ActionFailedSuffix, err)
+			return idm.User{}, fmt.Errorf("users: unlocking user %s: %w", cur.ID, err)
+		}
+	}
+	if passwordChanged && h.notifier != nil {
+		if err := h.notifier.PasswordChanged(ctx, next); err != nil {
+			h.log.ErrorContext(ctx, "users: could not notify a user of their password change",
+				"user", next.ID, "err", err)
+		}
+	}
+	return next, nil
+}
+
+// restore takes back the changes that updated a user from prev to next,
+// where they still hold; the raised token version stays.
+func (h *Handler) restore(ctx context.Context, prev, next idm.User) error {
+	return idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		u, err := h.store.FindUserByID(ctx, prev.ID)
+		if err != nil {
+			return err
+		}
+		if u.Admin == next.Admin {
+			u.Admin = prev.Admin
+		}
+		if u.Disabled == next.Disabled {
+			u.Disabled = prev.Disabled
+		}
+		if u.PasswordHash == next.PasswordHash {
+			u.PasswordHash, u.PasswordChanged = prev.PasswordHash, prev.PasswordChanged
+		}
+		u.Changed = h.timestamp()
+		return h.store.UpdateUser(ctx, u)
+	})
+}

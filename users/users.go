@@ -1,0 +1,276 @@
+package users
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/c3-pro/idm/auth"
+	"github.com/c3-pro/idm/idm"
+)
+
+// Store is the part of [idm.Store] that the handler uses.
+type Store interface {
+	idm.UserStore
+	idm.AuditStore
+	// MarkBootstrapped sets the one-time bootstrap marker; ErrConflict when
+	// it is set already (see [idm.MetaStore]).
+	MarkBootstrapped(ctx context.Context, at time.Time) error
+	// Bootstrapped reports whether the bootstrap marker is set.
+	Bootstrapped(ctx context.Context) (bool, error)
+	// LoginFailures returns the login-failure counter of an account.
+	LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error)
+	// ResetLoginFailures clears the login-failure counter of an account.
+	ResetLoginFailures(ctx context.Context, key string) error
+	// DeleteResetTokens removes all password-reset tokens of a user.
+	DeleteResetTokens(ctx context.Context, userID string) error
+}
+
+// Passwords hashes and verifies passwords and applies the password policy.
+// Package auth's *Passwords implements it.
+type Passwords interface {
+	// Hash returns the encoded hash of a password.
+	Hash(ctx context.Context, password string) (string, error)
+	// Verify reports whether password matches the encoded hash.
+	Verify(ctx context.Context, encoded, password string) (ok, needsRehash bool, err error)
+	// Check applies the password policy; a password that fails it gives an
+	// error wrapping idm.ErrInvalid whose message says why.
+	Check(password string) error
+}
+
+// Inviter sends a new user who was created without a password a link to set
+// one. Package resetflow implements it.
+type Inviter interface {
+	// Invite issues a set-password link for u and sends it to u.Username.
+	Invite(ctx context.Context, u idm.User) error
+}
+
+// Notifier tells a user that their password was changed. Package resetflow
+// implements it.
+type Notifier interface {
+	// PasswordChanged notifies u that their password was changed.
+	PasswordChanged(ctx context.Context, u idm.User) error
+}
+
+// AddressLimiter limits requests per client address. Package auth's
+// *AddressLimiter implements it.
+type AddressLimiter interface {
+	// Allow reports whether r may proceed; when it may not, retryAfter says
+	// when the client may try again.
+	Allow(r *http.Request) (ok bool, retryAfter time.Duration)
+}
+
+// The store, auth's passwords and its limiter fit the interfaces above.
+var (
+	_ Store          = idm.Store(nil)
+	_ Passwords      = (*auth.Passwords)(nil)
+	_ AddressLimiter = (*auth.AddressLimiter)(nil)
+)
+
+// Config configures [New].
+type Config struct {
+	// Store keeps users, the audit trail and the bootstrap marker. Required.
+	Store Store
+	// Passwords hashes passwords and applies the password policy. Required.
+	Passwords Passwords
+	// Require is the staff-token middleware (package auth's
+	// (*Handler).Require): it answers 401 without a valid token and puts an
+	// *idm.Principal into the request context. Every /user route is wrapped
+	// in it. Required.
+	Require func(http.Handler) http.Handler
+	// Inviter, when set, lets POST /user create a user without a password
+	// and send them a set-password link. Without it a password is required.
+	Inviter Inviter
+	// Notifier, when set, is told about every password change made here.
+	Notifier Notifier
+	// InitLimiter limits requests to /init per client address: nil means
+	// an auth.AddressLimiter with its defaults (a bucket of 20 requests,
+	// refilled at 1 per second, keyed by the direct peer's address).
+	InitLimiter AddressLimiter
+	// TrustedOrigins are origins (such as "https://idm.example.org") besides
+	// the request's own from which a browser may POST the /init form.
+	TrustedOrigins []string
+	// MaxBodyBytes limits request bodies: 0 means idm.DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Now returns the current time: nil means time.Now.
+	Now func() time.Time
+	// Logger receives server errors and notable events: nil discards them.
+	Logger *slog.Logger
+}
+
+// Handler serves /init and /user. It is an [http.Handler]; create it with
+// [New].
+type Handler struct {
+	store     Store
+	passwords Passwords
+	require   func(http.Handler) http.Handler
+	inviter   Inviter
+	notifier  Notifier
+	limiter   AddressLimiter
+	maxBody   int64
+	now       func() time.Time
+	log       *slog.Logger
+
+	cop      *http.CrossOriginProtection
+	page     *template.Template
+	style    template.CSS
+	csp      string
+	mux      *idm.Mux
+	routes   []route
+	ids      *auditIDs
+	mutation sync.Mutex // serialises read-modify-write changes of users in this process
+}
+
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+//go:embed templates
+var templateFS embed.FS
+
+// New validates c, fills in its defaults and returns a Handler.
+func New(c Config) (*Handler, error) {
+	switch {
+	case c.Store == nil:
+		return nil, errors.New("users: Config.Store is required")
+	case c.Passwords == nil:
+		return nil, errors.New("users: Config.Passwords is required")
+	case c.Require == nil:
+		return nil, errors.New("users: Config.Require (the staff-token middleware) is required")
+	case c.MaxBodyBytes < 0:
+		return nil, fmt.Errorf("users: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
+	}
+	h := &Handler{
+		store:     c.Store,
+		passwords: c.Passwords,
+		require:   c.Require,
+		inviter:   c.Inviter,
+		notifier:  c.Notifier,
+		limiter:   c.InitLimiter,
+		maxBody:   c.MaxBodyBytes,
+		now:       c.Now,
+		log:       c.Logger,
+		cop:       http.NewCrossOriginProtection(),
+		ids:       newAuditIDs(),
+	}
+	if h.maxBody == 0 {
+		h.maxBody = idm.DefaultMaxBodyBytes
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.limiter == nil {
+		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: h.now, Logger: h.log})
+		if err != nil {
+			return nil, fmt.Errorf("users: the /init limiter: %w", err)
+		}
+		h.limiter = lim
+	}
+	for _, o := range c.TrustedOrigins {
+		if err := h.cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("users: trusted origin: %w", err)
+		}
+	}
+	h.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		idm.WriteError(w, r, h.log, idm.E(idm.ErrForbidden, "cross-origin request refused"))
+	}))
+	style, err := templateFS.ReadFile("templates/style.css")
+	if err != nil {
+		return nil, fmt.Errorf("users: reading the stylesheet: %w", err)
+	}
+	h.style = template.CSS(style)
+	sum := sha256.Sum256(style)
+	h.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	h.page, err = template.ParseFS(templateFS, "templates/init.html")
+	if err != nil {
+		return nil, fmt.Errorf("users: parsing the page template: %w", err)
+	}
+
+	initH := h.pageHeaders(h.cop.Handler(h.limit(http.HandlerFunc(h.serveInit))))
+	h.routes = []route{
+		{"GET /init", initH},
+		{"POST /init", initH},
+		{"POST /user", h.staff(h.createUser)},
+		{"GET /user", h.staff(h.listUsers)},
+		{"DELETE /user", h.staff(h.deleteUserByBody)},
+		{"GET /user/me", h.staff(h.getMe)},
+		{"GET /user/{id}", h.staff(h.getUser)},
+		{"PUT /user/{id}", h.staff(h.updateUser)},
+		{"DELETE /user/{id}", h.staff(h.deleteUserByID)},
+	}
+	h.mux = idm.NewMux()
+	h.Install(h.mux.Handle)
+	return h, nil
+}
+
+// ServeHTTP serves /init and the /user routes; other paths get the JSON 404
+// and wrong methods the JSON 405 of [idm.Mux].
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+// Install registers the handler's routes (Go 1.22 ServeMux patterns such as
+// "PUT /user/{id}") with handle, for example a host's
+// (*http.ServeMux).Handle. The /user routes are wrapped in
+// [Config.Require]; /init is not.
+func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
+	for _, rt := range h.routes {
+		handle(rt.pattern, rt.handler)
+	}
+}
+
+// staff wraps a /user handler: no caching of answers, the staff-token
+// middleware, and the handler's own check for the principal (so that a
+// host that mounts the handler without Require still fails closed).
+func (h *Handler) staff(f func(w http.ResponseWriter, r *http.Request, actor idm.User)) http.Handler {
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		actor, err := h.actor(r)
+		if err != nil {
+			idm.WriteError(w, r, h.log, err)
+			return
+		}
+		f(w, r, actor)
+	})
+	wrapped := h.require(inner)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		wrapped.ServeHTTP(w, r)
+	})
+}
+
+// actor returns the current record of the user the request runs for. A
+// request without a principal, or whose user is gone, disabled or holds an
+// outdated token version, gets 401.
+func (h *Handler) actor(r *http.Request) (idm.User, error) {
+	p, ok := idm.PrincipalFrom(r.Context())
+	if !ok {
+		return idm.User{}, idm.E(idm.ErrUnauthorized, "Authorization Required")
+	}
+	u, err := h.store.FindUserByID(r.Context(), p.UserID)
+	if errors.Is(err, idm.ErrNotFound) {
+		return idm.User{}, idm.E(idm.ErrUnauthorized, "Invalid token")
+	}
+	if err != nil {
+		return idm.User{}, fmt.Errorf("users: loading the caller %s: %w", p.UserID, err)
+	}
+	if u.Disabled || u.TokenVersion != p.TokenVersion {
+		return idm.User{}, idm.E(idm.ErrUnauthorized, "Invalid token")
+	}
+	return u, nil
+}
+
+// timestamp returns the current time as stores keep it.
+func (h *Handler) timestamp() time.Time { return idm.Timestamp(h.now()) }
