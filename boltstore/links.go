@@ -24,7 +24,7 @@ func linkSubjectKey(sssid string, created time.Time, id string) []byte {
 	return append(k, id...)
 }
 
-// CreateLink stores a new link; l.ID must be set. A taken ID or JWTHash gives
+// CreateLink stores a new link with Rev 1; l.ID must be set. A taken ID or JWTHash gives
 // an error that wraps [idm.ErrConflict].
 func (s *Store) CreateLink(ctx context.Context, l idm.Link) error {
 	if l.ID == "" {
@@ -35,6 +35,7 @@ func (s *Store) CreateLink(ctx context.Context, l idm.Link) error {
 		if links.Get([]byte(l.ID)) != nil {
 			return fmt.Errorf("link %s: %w", l.ID, idm.ErrConflict)
 		}
+		l.Rev = 1
 		return putLink(tx, nil, l)
 	})
 }
@@ -70,15 +71,21 @@ func (s *Store) FindLinkByJWTHash(ctx context.Context, hash string) (idm.Link, e
 	return l, err
 }
 
-// UpdateLink replaces the link with l.ID by l, or returns an error that
-// wraps [idm.ErrNotFound]. A JWTHash of another link gives an error that
-// wraps [idm.ErrConflict].
+// UpdateLink replaces the link with l.ID by l, provided the stored link has
+// revision l.Rev, and stores it with Rev l.Rev+1. It returns an error that
+// wraps [idm.ErrNotFound] when there is no such link and one that wraps
+// [idm.ErrStale] when its revision is another. A JWTHash of another link
+// gives an error that wraps [idm.ErrConflict].
 func (s *Store) UpdateLink(ctx context.Context, l idm.Link) error {
 	return s.update(ctx, "update link", func(tx *bolt.Tx) error {
 		old, err := getLink(bucket(tx, bLinks), []byte(l.ID))
 		if err != nil {
 			return err
 		}
+		if old.Rev != l.Rev {
+			return stale("link", l.ID, old.Rev, l.Rev)
+		}
+		l.Rev++
 		return putLink(tx, &old, l)
 	})
 }
@@ -149,7 +156,7 @@ func (s *Store) LinksForSubjects(ctx context.Context, sssids ...string) ([]idm.L
 
 // EstablishLink atomically binds the link to linkedTo/system at on (which
 // also becomes its Changed time), provided it is neither linked nor revoked,
-// and returns the updated link. A link that is already linked gives an error
+// raises its revision and returns the updated link. A link that is already linked gives an error
 // that wraps [idm.ErrConflict]; a missing or revoked one, [idm.ErrNotFound];
 // an empty linkedTo, [idm.ErrInvalid].
 func (s *Store) EstablishLink(ctx context.Context, id, linkedTo, system string, on time.Time) (idm.Link, error) {
@@ -172,6 +179,7 @@ func (s *Store) EstablishLink(ctx context.Context, id, linkedTo, system string, 
 		l.LinkedTo, l.LinkedSystem = linkedTo, system
 		l.LinkedOn = idm.Timestamp(on)
 		l.Changed = l.LinkedOn
+		l.Rev++
 		return putLink(tx, &old, l)
 	})
 	if err != nil {

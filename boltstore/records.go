@@ -10,7 +10,9 @@ import (
 )
 
 // The records below are what the buckets hold, encoded as JSON. Times are
-// Unix milliseconds in UTC, absent for the zero time. Byte slices (JSON
+// Unix milliseconds in UTC, absent for the zero time. The revision "rev" of
+// users, subjects and links is at least 1 once written by this version;
+// records written before revisions existed lack it and read as Rev 0. Byte slices (JSON
 // values kept verbatim, secrets) are base64 in JSON, which keeps them
 // byte-for-byte, including the difference between nil and empty.
 
@@ -24,6 +26,7 @@ type userRec struct {
 	Created         *int64 `json:"created,omitempty"`
 	Changed         *int64 `json:"changed,omitempty"`
 	PasswordChanged *int64 `json:"password_changed,omitempty"`
+	Rev             int64  `json:"rev,omitempty"`
 }
 
 func toUserRec(u idm.User) userRec {
@@ -31,6 +34,7 @@ func toUserRec(u idm.User) userRec {
 		ID: u.ID, Username: u.Username, PasswordHash: u.PasswordHash,
 		Admin: u.Admin, Disabled: u.Disabled, TokenVersion: u.TokenVersion,
 		Created: encTime(u.Created), Changed: encTime(u.Changed), PasswordChanged: encTime(u.PasswordChanged),
+		Rev: u.Rev,
 	}
 }
 
@@ -39,6 +43,7 @@ func (r userRec) user() idm.User {
 		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash,
 		Admin: r.Admin, Disabled: r.Disabled, TokenVersion: r.TokenVersion,
 		Created: decTime(r.Created), Changed: decTime(r.Changed), PasswordChanged: decTime(r.PasswordChanged),
+		Rev: r.Rev,
 	}
 }
 
@@ -56,6 +61,7 @@ type subjectRec struct {
 	Changed       *int64 `json:"changed,omitempty"`
 	// Extra has no omitempty so that nil and empty maps stay apart.
 	Extra map[string][]byte `json:"extra"`
+	Rev   int64             `json:"rev,omitempty"`
 }
 
 func toSubjectRec(s idm.Subject) subjectRec {
@@ -63,7 +69,7 @@ func toSubjectRec(s idm.Subject) subjectRec {
 		ID: s.ID, SSSID: s.SSSID, Name: s.Name, Bday: s.Bday, Email: s.Email,
 		DateInvited: s.DateInvited, DateConsented: s.DateConsented,
 		DateEnrolled: s.DateEnrolled, DateWithdrawn: s.DateWithdrawn,
-		Created: encTime(s.Created), Changed: encTime(s.Changed),
+		Created: encTime(s.Created), Changed: encTime(s.Changed), Rev: s.Rev,
 	}
 	if s.Extra != nil {
 		r.Extra = make(map[string][]byte, len(s.Extra))
@@ -79,7 +85,7 @@ func (r subjectRec) subject() idm.Subject {
 		ID: r.ID, SSSID: r.SSSID, Name: r.Name, Bday: r.Bday, Email: r.Email,
 		DateInvited: r.DateInvited, DateConsented: r.DateConsented,
 		DateEnrolled: r.DateEnrolled, DateWithdrawn: r.DateWithdrawn,
-		Created: decTime(r.Created), Changed: decTime(r.Changed),
+		Created: decTime(r.Created), Changed: decTime(r.Changed), Rev: r.Rev,
 	}
 	if r.Extra != nil {
 		s.Extra = make(map[string]json.RawMessage, len(r.Extra))
@@ -106,6 +112,7 @@ type linkRec struct {
 	LinkedOn     *int64 `json:"linked_on,omitempty"`
 	WithdrawnOn  string `json:"withdrawn_on,omitempty"`
 	Revoked      *int64 `json:"revoked,omitempty"`
+	Rev          int64  `json:"rev,omitempty"`
 }
 
 func toLinkRec(l idm.Link) linkRec {
@@ -114,6 +121,7 @@ func toLinkRec(l idm.Link) linkRec {
 		Created: encTime(l.Created), Changed: encTime(l.Changed), Exp: l.Exp,
 		JWT: l.JWT, JWTHash: l.JWTHash, LinkedTo: l.LinkedTo, LinkedSystem: l.LinkedSystem,
 		LinkedOn: encTime(l.LinkedOn), WithdrawnOn: l.WithdrawnOn, Revoked: encTime(l.Revoked),
+		Rev: l.Rev,
 	}
 }
 
@@ -123,6 +131,7 @@ func (r linkRec) link() idm.Link {
 		Created: decTime(r.Created), Changed: decTime(r.Changed), Exp: r.Exp,
 		JWT: r.JWT, JWTHash: r.JWTHash, LinkedTo: r.LinkedTo, LinkedSystem: r.LinkedSystem,
 		LinkedOn: decTime(r.LinkedOn), WithdrawnOn: r.WithdrawnOn, Revoked: decTime(r.Revoked),
+		Rev: r.Rev,
 	}
 }
 

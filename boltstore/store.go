@@ -8,7 +8,10 @@
 // hanging. Every write is one bbolt transaction that is synced to disk
 // before the method returns; the multi-step operations of the contract
 // (EstablishLink, ConsumeResetToken, MarkBootstrapped, and every write that
-// keeps an index) are atomic.
+// keeps an index) are atomic. The revision check of an update (see
+// [idm.Store], "Revisions") reads the stored record in the same read-write
+// transaction that writes the new one; bbolt runs one such transaction at a
+// time, so of concurrent updates from one revision exactly one succeeds.
 //
 // Subjects are also held in memory: they are loaded when the store opens
 // and updated only after a write has committed, so reading a subject or
@@ -274,6 +277,12 @@ func wrapErr(op string, err error) error {
 	default:
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
+}
+
+// stale returns an error of kind [idm.ErrStale] for an update of a record
+// whose stored revision is not the given one.
+func stale(what, id string, stored, given int64) error {
+	return fmt.Errorf("%s %q has revision %d, not %d: %w", what, id, stored, given, idm.ErrStale)
 }
 
 // invalid returns an error of kind [idm.ErrInvalid] for a programming error

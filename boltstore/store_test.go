@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/c3-pro/idm/boltstore"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/storetest"
@@ -136,11 +138,11 @@ func fill(t *testing.T, s idm.Store) fixture {
 	ctx := t.Context()
 	f := fixture{
 		user: idm.User{ID: idm.NewID(), Username: "alice@example.org", PasswordHash: "hash", Admin: true,
-			TokenVersion: 3, Created: t0, Changed: t0},
+			TokenVersion: 3, Created: t0, Changed: t0, Rev: 1},
 		subject: idm.Subject{ID: idm.NewID(), SSSID: "S-001", Name: "Alice", Bday: "1980-05-17", Created: t0, Changed: t0,
-			Extra: map[string]json.RawMessage{"site": json.RawMessage(`{"id": 3}`)}},
+			Extra: map[string]json.RawMessage{"site": json.RawMessage(`{"id": 3}`)}, Rev: 1},
 		link: idm.Link{ID: idm.NewID(), SSSID: "S-001", Issuer: "iss", Audience: "aud", Algorithm: "HS256",
-			Created: t0, Changed: t0, JWTHash: strings.Repeat("ab", 32)},
+			Created: t0, Changed: t0, JWTHash: strings.Repeat("ab", 32), Rev: 1},
 		audit: idm.AuditEvent{ID: idm.NewID(), Time: t0, Document: "S-001", DocType: idm.DocSubject,
 			ActorID: "a1", Actor: "alice@example.org", Action: "create", New: json.RawMessage(`{"x":1}`)},
 		token: idm.ResetToken{Hash: strings.Repeat("cd", 32), UserID: "u1", Purpose: "reset", Created: t0, Expires: t0.Add(time.Hour)},
@@ -374,14 +376,16 @@ func TestSubjectOrders(t *testing.T) {
 			case !exists:
 				sub := random(sssid)
 				must(t, s.CreateSubject(ctx, sub))
+				sub.Rev = 1
 				want[sssid] = sub
 			case op == 0:
 				must(t, s.DeleteSubject(ctx, sssid))
 				delete(want, sssid)
 			default:
 				sub := random(sssid)
-				sub.ID = want[sssid].ID
+				sub.ID, sub.Rev = want[sssid].ID, want[sssid].Rev
 				must(t, s.UpdateSubject(ctx, sub))
+				sub.Rev++
 				want[sssid] = sub
 			}
 		}
@@ -493,7 +497,7 @@ func TestConcurrentSubjects(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				sub.Name = "renamed"
+				sub.Name, sub.Rev = "renamed", 1
 				if err := s.UpdateSubject(ctx, sub); err != nil {
 					t.Error(err)
 					return
@@ -615,5 +619,81 @@ func BenchmarkListSubjects(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecordsWithoutRev checks that users, subjects and links written
+// before records had revisions (no "rev" in their JSON) read back with Rev 0
+// and take part in revision checks from there.
+func TestRecordsWithoutRev(t *testing.T) {
+	s, path := openStore(t)
+	f := fill(t, s)
+	must(t, s.Close())
+	db, err := bolt.Open(path, 0o600, nil)
+	must(t, err)
+	err = db.Update(func(tx *bolt.Tx) error {
+		for bucket, key := range map[string]string{"users": f.user.ID, "subjects": f.subject.SSSID, "links": f.link.ID} {
+			b := tx.Bucket([]byte(bucket))
+			var rec map[string]json.RawMessage
+			if err := json.Unmarshal(b.Get([]byte(key)), &rec); err != nil {
+				return err
+			}
+			if _, ok := rec["rev"]; !ok {
+				return fmt.Errorf("%s %s has no rev: %v", bucket, key, rec)
+			}
+			delete(rec, "rev")
+			v, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(key), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	must(t, err)
+	must(t, db.Close())
+
+	s, err = boltstore.Open(path)
+	must(t, err)
+	defer s.Close()
+	ctx := t.Context()
+
+	u, err := s.FindUserByID(ctx, f.user.ID)
+	must(t, err)
+	sub, err := s.FindSubject(ctx, f.subject.SSSID)
+	must(t, err)
+	l, err := s.FindLink(ctx, f.link.ID)
+	must(t, err)
+	if u.Rev != 0 || sub.Rev != 0 || l.Rev != 0 {
+		t.Fatalf("records without rev read as Rev %d, %d, %d; want 0", u.Rev, sub.Rev, l.Rev)
+	}
+	for name, update := range map[string]func(rev int64) error{
+		"user":    func(rev int64) error { u.Rev = rev; return s.UpdateUser(ctx, u) },
+		"subject": func(rev int64) error { sub.Rev = rev; return s.UpdateSubject(ctx, sub) },
+	} {
+		if err := update(1); !errors.Is(err, idm.ErrStale) {
+			t.Errorf("%s: update from Rev 1 of a record without rev = %v, want ErrStale", name, err)
+		}
+		must(t, update(0))
+		if err := update(0); !errors.Is(err, idm.ErrStale) {
+			t.Errorf("%s: second update from Rev 0 = %v, want ErrStale", name, err)
+		}
+		must(t, update(1))
+	}
+	est, err := s.EstablishLink(ctx, l.ID, "P-1", "", t0)
+	must(t, err)
+	if est.Rev != 1 {
+		t.Errorf("establishing a link without rev gave Rev %d, want 1", est.Rev)
+	}
+	if err := s.UpdateLink(ctx, l); !errors.Is(err, idm.ErrStale) {
+		t.Errorf("update from Rev 0 after the establish = %v, want ErrStale", err)
+	}
+	// The in-memory subjects have the stored Rev, too.
+	got, err := s.FindSubject(ctx, f.subject.SSSID)
+	must(t, err)
+	if got.Rev != 2 {
+		t.Errorf("subject Rev %d after two updates, want 2", got.Rev)
 	}
 }

@@ -241,14 +241,15 @@ func (s *Store) loadSubjects() error {
 	return nil
 }
 
-// CreateSubject stores a new subject; sub.ID and sub.SSSID must be set. A
-// taken SSSID or ID gives an error that wraps [idm.ErrConflict].
+// CreateSubject stores a new subject with Rev 1; sub.ID and sub.SSSID must
+// be set. A taken SSSID or ID gives an error that wraps [idm.ErrConflict].
 func (s *Store) CreateSubject(ctx context.Context, sub idm.Subject) error {
 	const op = "create subject"
 	if sub.ID == "" || sub.SSSID == "" {
 		return invalid("subject without ID or SSSID")
 	}
 	n := normSubject(sub)
+	n.Rev = 1
 	val, err := encode(toSubjectRec(n))
 	if err != nil {
 		return wrapErr(op, err)
@@ -292,10 +293,17 @@ func (s *Store) FindSubject(ctx context.Context, sssid string) (idm.Subject, err
 }
 
 // UpdateSubject replaces the subject with sub.SSSID by sub, keeping its ID,
-// or returns an error that wraps [idm.ErrNotFound].
+// provided the stored subject has revision sub.Rev, and stores it with Rev
+// sub.Rev+1. It returns an error that wraps [idm.ErrNotFound] when there is
+// no such subject and one that wraps [idm.ErrStale] when its revision is
+// another. The revision is checked against the stored record in the write
+// transaction; the in-memory copy, which changes only after a commit and
+// under s.wmu, then follows.
 func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 	const op = "update subject"
 	n := normSubject(sub)
+	given := n.Rev
+	n.Rev++
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	old := s.subjects.bySSSID[n.SSSID]
@@ -312,10 +320,21 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 	}
 	err = s.update(ctx, op, func(tx *bolt.Tx) error {
 		b := bucket(tx, bSubjects)
-		if b.Get([]byte(n.SSSID)) == nil {
+		key := []byte(n.SSSID)
+		v := b.Get(key)
+		if v == nil {
 			return fmt.Errorf("SSSID %q: %w", n.SSSID, idm.ErrNotFound)
 		}
-		return b.Put([]byte(n.SSSID), val)
+		var stored struct {
+			Rev int64 `json:"rev"`
+		}
+		if err := decode(v, &stored, key); err != nil {
+			return err
+		}
+		if stored.Rev != given {
+			return stale("subject", n.SSSID, stored.Rev, given)
+		}
+		return b.Put(key, val)
 	})
 	if err != nil {
 		return err

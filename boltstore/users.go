@@ -19,8 +19,9 @@ import (
 // nameKey is the key of a username in the users_by_name index.
 func nameKey(username string) []byte { return []byte(strings.ToLower(username)) }
 
-// CreateUser stores a new user; u.ID must be set. A taken username (in any
-// letter case) or ID gives an error that wraps [idm.ErrConflict].
+// CreateUser stores a new user with Rev 1; u.ID must be set. A taken
+// username (in any letter case) or ID gives an error that wraps
+// [idm.ErrConflict].
 func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
 	if u.ID == "" || u.Username == "" {
 		return invalid("user without ID or username")
@@ -34,6 +35,7 @@ func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
 		if names.Get(nk) != nil {
 			return fmt.Errorf("username %q: %w", u.Username, idm.ErrConflict)
 		}
+		u.Rev = 1
 		if err := putUser(users, u); err != nil {
 			return err
 		}
@@ -69,8 +71,10 @@ func (s *Store) FindUserByUsername(ctx context.Context, username string) (idm.Us
 	return u, err
 }
 
-// UpdateUser replaces the user with u.ID by u. It returns an error that
-// wraps [idm.ErrNotFound] when there is no such user and one that wraps
+// UpdateUser replaces the user with u.ID by u, provided the stored user has
+// revision u.Rev, and stores it with Rev u.Rev+1. It returns an error that
+// wraps [idm.ErrNotFound] when there is no such user, one that wraps
+// [idm.ErrStale] when its revision is another, and one that wraps
 // [idm.ErrConflict] when the new username is taken by another user.
 func (s *Store) UpdateUser(ctx context.Context, u idm.User) error {
 	if u.Username == "" {
@@ -82,6 +86,10 @@ func (s *Store) UpdateUser(ctx context.Context, u idm.User) error {
 		if err != nil {
 			return err
 		}
+		if old.Rev != u.Rev {
+			return stale("user", u.ID, old.Rev, u.Rev)
+		}
+		u.Rev++
 		oldKey, newKey := nameKey(old.Username), nameKey(u.Username)
 		if !bytes.Equal(oldKey, newKey) {
 			if names.Get(newKey) != nil {

@@ -1,7 +1,9 @@
 package idm
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 )
 
@@ -22,6 +24,35 @@ var (
 	ErrTooMany          = errors.New("too many requests")        // 429
 	ErrUnavailable      = errors.New("service unavailable")      // 503
 )
+
+// ErrStale is wrapped by the error that an Update method of a [Store]
+// returns when the record changed after the caller read it: the stored
+// revision is not the Rev the caller passed (see [Store], "Revisions").
+// Nothing was written. It wraps [ErrConflict], so that one left unhandled
+// is a 409, and errors.Is(err, ErrConflict) holds for it too: test for
+// ErrStale first. A caller that gets it reads the record again and retries
+// its change, or refuses it when it no longer applies; see [RetryStale].
+var ErrStale = fmt.Errorf("record changed since it was read: %w", ErrConflict)
+
+// DefaultStaleAttempts is how many times a read-modify-write is tried in
+// all before an [ErrStale] is given up on and answered as a conflict.
+const DefaultStaleAttempts = 3
+
+// RetryStale runs fn, a read-modify-write that reads the record afresh on
+// every call, until it returns an error that does not wrap [ErrStale] (or
+// nil), at most attempts times (at least once), and returns fn's last
+// error. It stops early once ctx is done. Of several concurrent writers
+// from one revision one always succeeds, so a small bound such as
+// [DefaultStaleAttempts] is enough unless a record is written continually.
+func RetryStale(ctx context.Context, attempts int, fn func() error) error {
+	var err error
+	for range max(attempts, 1) {
+		if err = fn(); !errors.Is(err, ErrStale) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
 
 var statusOfKind = []struct {
 	kind   error

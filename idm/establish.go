@@ -72,6 +72,9 @@ func (h *Handler) establish(w http.ResponseWriter, r *http.Request) error {
 	}
 	nv.addString("linked_on", formatTime(now))
 	e := newAudit(nil, DocLink, l.ID, "link to "+value, now, nil, nv.bytes())
+	// EstablishLink is atomic and raises the link's revision, so a revoke
+	// or PUT /link that read the link before cannot undo this establish:
+	// its write fails with ErrStale and it re-checks the fresh link.
 	err = h.record(ctx, e, func() error {
 		_, err := h.store.EstablishLink(ctx, l.ID, value, system, now)
 		return err

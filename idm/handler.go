@@ -1,6 +1,7 @@
 package idm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,12 +222,19 @@ func newAudit(p *Principal, docType, doc, action string, at time.Time, old, new 
 // the change fails it appends a compensating record ("failed: <action>")
 // and returns the change's error. So no change exists without its record.
 func (h *Handler) record(ctx context.Context, e AuditEvent, apply func() error) error {
+	_, err := h.recordAt(ctx, e, apply)
+	return err
+}
+
+// recordAt is record that also returns the time of the last record it
+// wrote (e's, or the compensating record's).
+func (h *Handler) recordAt(ctx context.Context, e AuditEvent, apply func() error) (time.Time, error) {
 	if err := h.store.AppendAudit(ctx, e); err != nil {
-		return fmt.Errorf("append audit %q on %s %s: %w", e.Action, e.DocType, e.Document, err)
+		return e.Time, fmt.Errorf("append audit %q on %s %s: %w", e.Action, e.DocType, e.Document, err)
 	}
 	err := apply()
 	if err == nil {
-		return nil
+		return e.Time, nil
 	}
 	comp := e
 	comp.ID = NewID()
@@ -237,7 +245,93 @@ func (h *Handler) record(ctx context.Context, e AuditEvent, apply func() error) 
 		h.log.ErrorContext(ctx, "cannot append compensating audit record",
 			"doctype", e.DocType, "document", e.Document, "action", comp.Action, "err", cerr, "cause", err)
 	}
-	return err
+	return comp.Time, err
+}
+
+// msgStale answers a change that kept losing to concurrent changes of the
+// same record.
+const msgStale = "the record was changed by someone else at the same time; please try again"
+
+// change is a write that a read-modify-write handler planned from the
+// records it has just read, with the audit record that describes it.
+type change struct {
+	doc      string          // the ID of the record the audit record is about
+	action   string          // the audit action; "" for nothing to record
+	old, new json.RawMessage // the audit values
+	// write makes the change; it passes the Rev of the records the plan
+	// read, so that it fails with ErrStale if they have changed since. It
+	// is nil when there is nothing to write.
+	write func() error
+}
+
+// sameRecord reports whether c and d are described by the same audit
+// record.
+func (c change) sameRecord(d change) bool {
+	return c.doc == d.doc && c.action == d.action && bytes.Equal(c.old, d.old) && bytes.Equal(c.new, d.new)
+}
+
+// commit makes a read-modify-write change with optimistic concurrency (see
+// [Store], "Revisions"), so that a concurrent change of the same record is
+// never overwritten. plan reads the current records and plans the change at
+// the given time, or fails (typically with a 4xx because the change no
+// longer applies to the records as they are now); its error is returned as
+// it is. A change without a write but with an action gets just its audit
+// record (a PUT that changes nothing); one with neither is nothing to do.
+// Otherwise the audit record comes first and then the write (see record).
+//
+// When the write fails with ErrStale, plan runs again on the fresh records.
+// If it plans a change with the same audit record, that write is tried in
+// its place, under the same record. If it plans another change, the first
+// record gets its compensating record and the new change is recorded and
+// written afresh; if it fails, the first record gets its compensating
+// record and plan's error is returned. At most [DefaultStaleAttempts]
+// writes are tried; the last ErrStale is then answered as a 409.
+func (h *Handler) commit(ctx context.Context, p *Principal, docType string, now time.Time, plan func(now time.Time) (change, error)) error {
+	c, err := plan(now)
+	writes := 0
+	for {
+		if err != nil {
+			return err
+		}
+		if c.write == nil {
+			if c.action == "" {
+				return nil
+			}
+			if err := h.store.AppendAudit(ctx, newAudit(p, docType, c.doc, c.action, now, nil, nil)); err != nil {
+				return fmt.Errorf("append audit: %w", err)
+			}
+			return nil
+		}
+		replan := false
+		e := newAudit(p, docType, c.doc, c.action, now, c.old, c.new)
+		var last time.Time
+		last, err = h.recordAt(ctx, e, func() error {
+			for {
+				err := c.write()
+				writes++
+				if !errors.Is(err, ErrStale) || writes >= DefaultStaleAttempts {
+					return err
+				}
+				next, perr := plan(now)
+				if perr != nil {
+					return perr
+				}
+				if next.write == nil || !next.sameRecord(c) {
+					replan = true
+					return err
+				}
+				c = next
+			}
+		})
+		switch {
+		case errors.Is(err, ErrStale) && !replan:
+			return Wrap(ErrConflict, msgStale, err)
+		case !replan:
+			return err
+		}
+		now = h.after(last)
+		c, err = plan(now)
+	}
 }
 
 // mustJSON marshals v, which is always one of this package's own

@@ -139,17 +139,44 @@ type linkUpdate struct {
 // `iss`, `aud`, `algorithm`, `exp`) is the server's: a body may repeat it
 // but not change it (409). `linked_to` may be set once, with
 // `linked_system`; `withdrawn_on` may be set, changed or cleared.
-// `created`, `changed` and `linked_on` are ignored.
+// `created`, `changed` and `linked_on` are ignored. The change is one write
+// from the link as read, so a concurrent establish or revoke is never
+// undone: the body is checked again against the fresh link (see
+// [Handler.commit]).
 func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
 	members, err := h.decodeObject(w, r)
 	if err != nil {
 		return err
 	}
-	l, err := h.findLink(ctx, r.PathValue("jti"))
+	jti := r.PathValue("jti")
+	var (
+		sssid string
+		wrote bool // whether the last plan, which commit carried out, writes
+	)
+	err = h.commit(ctx, p, DocLink, h.clock(), func(now time.Time) (change, error) {
+		l, err := h.findLink(ctx, jti)
+		if err != nil {
+			return change{}, err
+		}
+		c, err := h.planLinkUpdate(ctx, members, l, now)
+		sssid, wrote = l.SSSID, c.write != nil
+		return c, err
+	})
 	if err != nil {
-		return err
+		return notFound(fmt.Errorf("update link: %w", err))
 	}
+	if wrote {
+		h.syncSubjectDates(ctx, p, sssid, h.clock())
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// planLinkUpdate plans the change of a PUT /link body to the link l as it
+// is stored. A body that changes nothing plans the audit action "update"
+// and no write.
+func (h *Handler) planLinkUpdate(ctx context.Context, members []objectField, l Link, now time.Time) (change, error) {
 	fixed := map[string]string{"_id": l.ID, "sub": l.SSSID, "iss": l.Issuer, "aud": l.Audience, "algorithm": l.Algorithm}
 	var (
 		u         linkUpdate
@@ -161,7 +188,7 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 		case "_id", "sub", "iss", "aud", "algorithm":
 			s, err := m.str(MaxStringLen)
 			if err != nil {
-				return err
+				return change{}, err
 			}
 			if s != fixed[m.key] {
 				conflicts = append(conflicts, m.key)
@@ -170,7 +197,7 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 			var exp int64
 			if !m.isNull() {
 				if err := json.Unmarshal(m.raw, &exp); err != nil {
-					return Wrap(ErrInvalid, `field "exp" must be an integer (Unix time)`, err)
+					return change{}, Wrap(ErrInvalid, `field "exp" must be an integer (Unix time)`, err)
 				}
 			}
 			if exp != l.Exp {
@@ -179,7 +206,7 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 		case "linked_to", "linked_system", "withdrawn_on":
 			s, err := m.str(MaxStringLen)
 			if err != nil {
-				return err
+				return change{}, err
 			}
 			switch m.key {
 			case "linked_to":
@@ -189,30 +216,33 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 			default:
 				if s != "" {
 					if err := checkDate(m.key, s); err != nil {
-						return err
+						return change{}, err
 					}
 				}
 				u.withdrawn, u.withdrawnKey = &s, i
 			}
 		default:
-			return E(ErrInvalid, fmt.Sprintf("unknown field %q", clip(m.key)))
+			return change{}, E(ErrInvalid, fmt.Sprintf("unknown field %q", clip(m.key)))
 		}
 	}
 	linking := u.linkedTo != nil && *u.linkedTo != "" && l.LinkedTo == ""
 	if u.system != nil && *u.system != "" && !linking && l.LinkedTo == "" {
-		return E(ErrInvalid, "`linked_system` needs `linked_to`")
+		return change{}, E(ErrInvalid, "`linked_system` needs `linked_to`")
 	}
 	if len(conflicts) > 0 {
-		return E(ErrConflict, fmt.Sprintf("`%s` cannot be changed", conflicts[0]))
+		return change{}, E(ErrConflict, fmt.Sprintf("`%s` cannot be changed", conflicts[0]))
 	}
 	if u.linkedTo != nil && l.LinkedTo != "" && *u.linkedTo != l.LinkedTo {
-		return E(ErrConflict, "`linked_to` cannot be changed once set")
+		return change{}, E(ErrConflict, "`linked_to` cannot be changed once set")
 	}
 	if u.system != nil && l.LinkedTo != "" && *u.system != l.LinkedSystem {
-		return E(ErrConflict, "`linked_system` cannot be changed once the link is established")
+		return change{}, E(ErrConflict, "`linked_system` cannot be changed once the link is established")
 	}
 	if linking && !l.Revoked.IsZero() {
-		return E(ErrConflict, msgRevoked)
+		return change{}, E(ErrConflict, msgRevoked)
+	}
+	if linking && established(l) {
+		return change{}, E(ErrConflict, msgEstablished)
 	}
 	system := ""
 	if linking && u.system != nil {
@@ -229,6 +259,7 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 		parts    []part
 		old, new orderedJSON
 	)
+	next := l
 	if linking {
 		parts = append(parts, part{u.linkedToKey, "link to " + *u.linkedTo})
 		old.add("linked_to", nil)
@@ -237,19 +268,16 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 			parts = append(parts, part{u.systemKey, "linked_system: " + jsonText(system)})
 			new.addString("linked_system", system)
 		}
+		next.LinkedTo, next.LinkedSystem, next.LinkedOn = *u.linkedTo, system, now
 	}
 	if changeWithdrawn {
 		parts = append(parts, part{u.withdrawnKey, "withdrawn_on: " + jsonText(*u.withdrawn)})
 		old.addString("withdrawn_on", l.WithdrawnOn)
 		new.addString("withdrawn_on", *u.withdrawn)
+		next.WithdrawnOn = *u.withdrawn
 	}
-	now := h.clock()
 	if len(parts) == 0 {
-		if err := h.store.AppendAudit(ctx, newAudit(p, DocLink, l.ID, "update", now, nil, nil)); err != nil {
-			return fmt.Errorf("append audit: %w", err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return change{doc: l.ID, action: "update"}, nil
 	}
 	texts := make([]string, 0, len(parts))
 	for len(parts) > 0 { // at most three parts: a selection sort is plenty
@@ -262,68 +290,42 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 		texts = append(texts, parts[min].text)
 		parts = append(parts[:min], parts[min+1:]...)
 	}
-	e := newAudit(p, DocLink, l.ID, joinActions(texts), now, old.bytes(), new.bytes())
-	err = h.record(ctx, e, func() error {
-		if linking {
-			if _, err := h.store.EstablishLink(ctx, l.ID, *u.linkedTo, system, now); err != nil {
-				return err
-			}
-		}
-		if changeWithdrawn {
-			// Re-read right before writing, so as not to undo a concurrent
-			// establishment.
-			cur, err := h.store.FindLink(ctx, l.ID)
-			if err != nil {
-				return err
-			}
-			cur.WithdrawnOn, cur.Changed = *u.withdrawn, now
-			return h.store.UpdateLink(ctx, cur)
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, ErrConflict):
-		return Wrap(ErrConflict, msgEstablished, err)
-	case linking && errors.Is(err, ErrNotFound):
-		return Wrap(ErrConflict, msgRevoked, err)
-	case err != nil:
-		return notFound(fmt.Errorf("update link: %w", err))
-	}
-	h.syncSubjectDates(ctx, p, l.SSSID, now)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	next.Changed = now
+	// One write from the Rev that was read: it fails with ErrStale if the
+	// link was established, revoked or changed meanwhile, and is then
+	// planned again on the fresh link.
+	return change{
+		doc: l.ID, action: joinActions(texts), old: old.bytes(), new: new.bytes(),
+		write: func() error { return h.store.UpdateLink(ctx, next) },
+	}, nil
 }
 
 // revokeLink serves DELETE /link/{jti}: a link that is not established yet
 // stops working (its JWT no longer establishes, no new JWT is minted).
-// Revoking a revoked link again changes nothing.
+// Revoking a revoked link again changes nothing. A link that gets
+// established while it is being revoked stays established: the revoke is
+// written only from the link as read, and then answers 409.
 func (h *Handler) revokeLink(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
-	l, err := h.findLink(ctx, r.PathValue("jti"))
-	if err != nil {
-		return err
-	}
-	if established(l) {
-		return E(ErrConflict, msgEstablished)
-	}
-	if !l.Revoked.IsZero() {
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	now := h.clock()
-	var nv orderedJSON
-	nv.addString("revoked", formatTime(now))
-	e := newAudit(p, DocLink, l.ID, "revoke", now, nil, nv.bytes())
-	err = h.record(ctx, e, func() error {
-		cur, err := h.store.FindLink(ctx, l.ID)
-		if err != nil {
-			return err
+	jti := r.PathValue("jti")
+	err := h.commit(ctx, p, DocLink, h.clock(), func(now time.Time) (change, error) {
+		l, err := h.findLink(ctx, jti)
+		switch {
+		case err != nil:
+			return change{}, err
+		case established(l):
+			return change{}, E(ErrConflict, msgEstablished)
+		case !l.Revoked.IsZero():
+			return change{}, nil
 		}
-		if established(cur) {
-			return E(ErrConflict, msgEstablished)
-		}
-		cur.Revoked, cur.Changed = now, now
-		return h.store.UpdateLink(ctx, cur)
+		var nv orderedJSON
+		nv.addString("revoked", formatTime(now))
+		next := l
+		next.Revoked, next.Changed = now, now
+		return change{
+			doc: l.ID, action: "revoke", new: nv.bytes(),
+			write: func() error { return h.store.UpdateLink(ctx, next) },
+		}, nil
 	})
 	if err != nil {
 		return notFound(fmt.Errorf("revoke link: %w", err))
@@ -335,70 +337,65 @@ func (h *Handler) revokeLink(w http.ResponseWriter, r *http.Request, p *Principa
 // linkJWT serves GET /link/{jti}/jwt: the link's JWT as application/jwt.
 // The first call mints it (exp = now + LinkTTL); later calls return the
 // same token while it is valid. An expired token is replaced by a new one
-// unless the link is established or revoked.
+// unless the link is established or revoked. Of concurrent first calls one
+// stores its token and the others, finding it on their retry, answer with
+// it (their own audit records get compensating ones).
 func (h *Handler) linkJWT(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
-	l, err := h.findLink(ctx, r.PathValue("jti"))
-	if err != nil {
-		return err
-	}
-	now := h.clock()
-	if !l.Revoked.IsZero() {
-		return E(ErrConflict, msgRevoked)
-	}
-	if valid(l, now) {
-		writeJWT(w, l.JWT)
-		return nil
-	}
-	switch {
-	case established(l):
-		return E(ErrConflict, msgEstablished)
-	case l.JWT == "" && l.JWTHash != "" && now.Unix() < l.Exp:
-		// Migrated from the original: only the token's hash was kept, and
-		// minting a new one would stop the printed one from working.
-		return E(ErrConflict, "this link's token was issued before the migration and cannot be shown again; create a new link")
-	}
-	s, err := h.store.FindSubject(ctx, l.SSSID)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return Wrap(ErrNotFound, "the subject of this link does not exist", err)
-		}
-		return fmt.Errorf("find subject of link: %w", err)
-	}
-	token, claims, err := h.tokens.IssueLinkToken(ctx, LinkClaims{
-		ID: l.ID, Subject: s.Name, Birthdate: s.Bday, Expires: now.Add(h.linkTTL),
-	})
-	if err != nil {
-		return fmt.Errorf("issue link token: %w", err)
-	}
-	var nv orderedJSON
-	nv.addString("iss", claims.Issuer)
-	nv.addString("aud", claims.Audience)
-	nv.addString("algorithm", claims.Algorithm)
-	nv.add("exp", mustJSON(claims.Expires.Unix()))
-	e := newAudit(p, DocLink, l.ID, "create JWT", now, nil, nv.bytes())
-	err = h.record(ctx, e, func() error {
-		cur, err := h.store.FindLink(ctx, l.ID)
+	jti := r.PathValue("jti")
+	var serve string
+	err := h.commit(ctx, p, DocLink, h.clock(), func(now time.Time) (change, error) {
+		l, err := h.findLink(ctx, jti)
 		if err != nil {
-			return err
+			return change{}, err
 		}
-		if established(cur) || !cur.Revoked.IsZero() {
-			return E(ErrConflict, "the link changed while its token was minted")
+		if !l.Revoked.IsZero() {
+			return change{}, E(ErrConflict, msgRevoked)
 		}
-		cur.JWT, cur.JWTHash, cur.Exp = token, tokenHash(token), claims.Expires.Unix()
-		cur.Issuer, cur.Audience, cur.Algorithm = claims.Issuer, claims.Audience, claims.Algorithm
-		cur.Changed = now
-		return h.store.UpdateLink(ctx, cur)
+		if valid(l, now) {
+			serve = l.JWT
+			return change{}, nil
+		}
+		switch {
+		case established(l):
+			return change{}, E(ErrConflict, msgEstablished)
+		case l.JWT == "" && l.JWTHash != "" && now.Unix() < l.Exp:
+			// Migrated from the original: only the token's hash was kept, and
+			// minting a new one would stop the printed one from working.
+			return change{}, E(ErrConflict, "this link's token was issued before the migration and cannot be shown again; create a new link")
+		}
+		s, err := h.store.FindSubject(ctx, l.SSSID)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return change{}, Wrap(ErrNotFound, "the subject of this link does not exist", err)
+			}
+			return change{}, fmt.Errorf("find subject of link: %w", err)
+		}
+		token, claims, err := h.tokens.IssueLinkToken(ctx, LinkClaims{
+			ID: l.ID, Subject: s.Name, Birthdate: s.Bday, Expires: now.Add(h.linkTTL),
+		})
+		if err != nil {
+			return change{}, fmt.Errorf("issue link token: %w", err)
+		}
+		serve = token
+		var nv orderedJSON
+		nv.addString("iss", claims.Issuer)
+		nv.addString("aud", claims.Audience)
+		nv.addString("algorithm", claims.Algorithm)
+		nv.add("exp", mustJSON(claims.Expires.Unix()))
+		next := l
+		next.JWT, next.JWTHash, next.Exp = token, tokenHash(token), claims.Expires.Unix()
+		next.Issuer, next.Audience, next.Algorithm = claims.Issuer, claims.Audience, claims.Algorithm
+		next.Changed = now
+		return change{
+			doc: l.ID, action: "create JWT", new: nv.bytes(),
+			write: func() error { return h.store.UpdateLink(ctx, next) },
+		}, nil
 	})
 	if err != nil {
 		return notFound(fmt.Errorf("store link token: %w", err))
 	}
-	// Of concurrent first calls the last write wins; everyone answers with
-	// the token that was kept.
-	if cur, err := h.store.FindLink(ctx, l.ID); err == nil && valid(cur, now) {
-		token = cur.JWT
-	}
-	writeJWT(w, token)
+	writeJWT(w, serve)
 	return nil
 }
 

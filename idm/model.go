@@ -21,10 +21,15 @@ type User struct {
 	Created         time.Time
 	Changed         time.Time
 	PasswordChanged time.Time // zero when the password was never changed
+	// Rev is the record's revision, for optimistic concurrency: stores set
+	// it (1 on create, one more on every update) and return it with every
+	// read; callers pass back the Rev they read to [UserStore.UpdateUser],
+	// which fails with [ErrStale] if the record has changed since.
+	Rev int64
 }
 
 // UserView is the JSON form of a [User] that the API returns: it has no
-// password hash and no token version.
+// password hash, no token version and no revision.
 type UserView struct {
 	ID              string     `json:"id"`
 	Username        string     `json:"username"`
@@ -69,6 +74,12 @@ type Subject struct {
 	Changed       time.Time
 	// Extra holds any other top-level keys the client stored, verbatim.
 	Extra map[string]json.RawMessage
+	// Rev is the record's revision, for optimistic concurrency: stores set
+	// it (1 on create, one more on every update) and return it with every
+	// read; callers pass back the Rev they read to
+	// [SubjectStore.UpdateSubject], which fails with [ErrStale] if the
+	// record has changed since. It is never returned by the API.
+	Rev int64
 }
 
 // SubjectColumns lists the columns subjects can be sorted by, as the API
@@ -116,6 +127,13 @@ type Link struct {
 	LinkedOn     time.Time // zero until established
 	WithdrawnOn  string    // a date set by staff; "" when not withdrawn
 	Revoked      time.Time // zero unless the link was revoked
+	// Rev is the record's revision, for optimistic concurrency: stores set
+	// it (1 on create, one more on every update and on
+	// [LinkStore.EstablishLink]) and return it with every read; callers pass
+	// back the Rev they read to [LinkStore.UpdateLink], which fails with
+	// [ErrStale] if the record has changed since. It is never returned by
+	// the API.
+	Rev int64
 }
 
 // AuditEvent is one entry of the audit trail.

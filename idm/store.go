@@ -10,17 +10,21 @@ import (
 // [strings.ToLower] forms are equal. A store keeps a username as it was
 // given (callers lower-case them before they store them).
 type UserStore interface {
-	// CreateUser stores a new user; u.ID must be set. A taken ID, or a
-	// username that is taken in any letter case, gives ErrConflict.
+	// CreateUser stores a new user with Rev 1 (whatever u.Rev is); u.ID
+	// must be set. A taken ID, or a username that is taken in any letter
+	// case, gives ErrConflict.
 	CreateUser(ctx context.Context, u User) error
 	// FindUserByID returns the user with the given ID, or ErrNotFound.
 	FindUserByID(ctx context.Context, id string) (User, error)
 	// FindUserByUsername returns the user with the given username, compared
 	// case-insensitively, or ErrNotFound.
 	FindUserByUsername(ctx context.Context, username string) (User, error)
-	// UpdateUser replaces the user with u.ID by u: ErrNotFound when there is
-	// none, ErrConflict when the new username is taken (in any letter case)
-	// by another user. A user may keep its own username or change its case.
+	// UpdateUser replaces the user with u.ID by u, provided the stored
+	// user's Rev is u.Rev (see [Store] on revisions); the stored user then
+	// has Rev u.Rev+1. It gives ErrNotFound when there is no such user,
+	// ErrStale when its Rev is another, and ErrConflict (not ErrStale) when
+	// the new username is taken (in any letter case) by another user. A user
+	// may keep its own username or change its case.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser removes a user, or returns ErrNotFound.
 	DeleteUser(ctx context.Context, id string) error
@@ -38,14 +42,16 @@ type UserStore interface {
 // [Subject.Extra] round-trips as equivalent JSON (key order and insignificant
 // white space may change); a nil or empty Extra reads back with length 0.
 type SubjectStore interface {
-	// CreateSubject stores a new subject; s.ID must be set. A taken SSSID
-	// gives ErrConflict.
+	// CreateSubject stores a new subject with Rev 1 (whatever s.Rev is);
+	// s.ID must be set. A taken SSSID gives ErrConflict.
 	CreateSubject(ctx context.Context, s Subject) error
 	// FindSubject returns the subject with the given SSSID, or ErrNotFound.
 	FindSubject(ctx context.Context, sssid string) (Subject, error)
-	// UpdateSubject replaces the subject with s.SSSID by s, or returns
-	// ErrNotFound. The subject keeps the ID it was created with: s.ID is
-	// ignored.
+	// UpdateSubject replaces the subject with s.SSSID by s, provided the
+	// stored subject's Rev is s.Rev (see [Store] on revisions); the stored
+	// subject then has Rev s.Rev+1. It gives ErrNotFound when there is no
+	// such subject and ErrStale when its Rev is another. The subject keeps
+	// the ID it was created with: s.ID is ignored.
 	UpdateSubject(ctx context.Context, s Subject) error
 	// DeleteSubject removes a subject, or returns ErrNotFound.
 	DeleteSubject(ctx context.Context, sssid string) error
@@ -59,7 +65,8 @@ type SubjectStore interface {
 
 // LinkStore keeps enrolment links.
 type LinkStore interface {
-	// CreateLink stores a new link; l.ID must be set (ErrConflict if taken).
+	// CreateLink stores a new link with Rev 1 (whatever l.Rev is); l.ID
+	// must be set (ErrConflict if taken).
 	CreateLink(ctx context.Context, l Link) error
 	// FindLink returns the link with the given ID, or ErrNotFound.
 	FindLink(ctx context.Context, id string) (Link, error)
@@ -67,7 +74,11 @@ type LinkStore interface {
 	// ErrNotFound. An empty hash never matches (links without a minted JWT
 	// have an empty JWTHash) and gives ErrNotFound.
 	FindLinkByJWTHash(ctx context.Context, hash string) (Link, error)
-	// UpdateLink replaces the link with l.ID by l, or returns ErrNotFound.
+	// UpdateLink replaces the link with l.ID by l, provided the stored
+	// link's Rev is l.Rev (see [Store] on revisions); the stored link then
+	// has Rev l.Rev+1. It gives ErrNotFound when there is no such link and
+	// ErrStale when its Rev is another. An update that would undo a
+	// concurrent EstablishLink therefore fails with ErrStale.
 	UpdateLink(ctx context.Context, l Link) error
 	// DeleteLink removes a link, or returns ErrNotFound.
 	DeleteLink(ctx context.Context, id string) error
@@ -78,11 +89,11 @@ type LinkStore interface {
 	// EstablishLink atomically binds the link to linkedTo/system at on,
 	// provided it is neither linked nor revoked yet, and returns the updated
 	// link: LinkedTo, LinkedSystem, LinkedOn (= on) and Changed (= on) are
-	// set, nothing else changes. A link that is already linked (LinkedTo is
-	// not empty) gives ErrConflict; a missing or revoked one (Revoked is not
-	// zero) gives ErrNotFound, also when it is linked as well. An empty
-	// linkedTo gives an error that wraps ErrInvalid. Of several concurrent
-	// callers exactly one succeeds.
+	// set and Rev goes up by one, nothing else changes. A link that is
+	// already linked (LinkedTo is not empty) gives ErrConflict; a missing or
+	// revoked one (Revoked is not zero) gives ErrNotFound, also when it is
+	// linked as well. An empty linkedTo gives an error that wraps
+	// ErrInvalid. Of several concurrent callers exactly one succeeds.
 	EstablishLink(ctx context.Context, id, linkedTo, system string, on time.Time) (Link, error)
 }
 
@@ -161,14 +172,40 @@ type MetaStore interface {
 
 // Store is everything the service keeps. Implementations must be safe for
 // concurrent use, translate their errors into [ErrNotFound], [ErrConflict]
-// and [ErrUnavailable] (a database that cannot be reached), and never call
-// time.Now. They keep times in UTC at millisecond precision: every time they
-// store is passed through [Timestamp] (so a value read back equals
-// Timestamp of the value written, in [time.UTC], and a zero time stays
-// zero), and so is every time argument (now, since, on, filter bounds)
-// before it is compared. Values are copied in and out: a caller that
+// (and its special case [ErrStale]) and [ErrUnavailable] (a database that
+// cannot be reached), and never call time.Now. They keep times in UTC at
+// millisecond precision: every time they store is passed through
+// [Timestamp] (so a value read back equals Timestamp of the value written,
+// in [time.UTC], and a zero time stays zero), and so is every time argument
+// (now, since, on, filter bounds) before it is compared. Values are copied in and out: a caller that
 // changes a slice or map it passed in or got back never changes what the
-// store holds. Package storetest checks all of this.
+// store holds.
+//
+// # Revisions
+//
+// Users, subjects and links carry a revision, Rev, for optimistic
+// concurrency: nothing acknowledged may be lost when two requests read a
+// record, change it and write it back at the same time. Create methods
+// store Rev 1, whatever the caller passed; every read returns the current
+// Rev; an Update method writes only if the stored Rev still equals the Rev
+// of the record it is given, and then stores Rev+1 as one atomic step. Of
+// several concurrent updates from the same Rev exactly one succeeds; the
+// others fail with an error that wraps [ErrStale] and change nothing.
+// EstablishLink raises a link's Rev too, so an UpdateLink that was read
+// before it fails instead of undoing it. Deletes are unconditional.
+//
+// Update methods return only an error: after a successful update the
+// stored Rev is the given Rev plus one, so a caller that updates the same
+// record again passes Rev+1 (or reads it again). A caller that gets
+// ErrStale reads the record again and either applies its change to the
+// fresh record and retries (a bounded number of times, see [RetryStale]), or
+// refuses the change when it no longer makes sense. Test for ErrStale
+// before ErrConflict, which it wraps.
+//
+// Records written before stores kept revisions have none and read back
+// with Rev 0; the first update from Rev 0 gives them Rev 1.
+//
+// Package storetest checks all of this.
 type Store interface {
 	UserStore
 	SubjectStore

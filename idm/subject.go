@@ -397,7 +397,11 @@ func (h *Handler) getSubject(w http.ResponseWriter, r *http.Request, _ *Principa
 	return nil
 }
 
-// updateSubject serves PUT /subject/{sssid}.
+// updateSubject serves PUT /subject/{sssid}. The change is planned on the
+// subject as it is stored and written only if the subject has not changed
+// since (see [Handler.commit]): a concurrent change of other fields is kept,
+// and one that makes this change invalid (a status date set meanwhile) gets
+// its 409.
 func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
 	sssid := r.PathValue("sssid")
@@ -421,18 +425,34 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 	case bodySSSID != sssid:
 		return E(ErrConflict, "SSSID cannot be changed")
 	}
-	shown, stored, _, err := h.findSubject(ctx, sssid)
+	err = h.commit(ctx, p, DocSubject, h.clock(), func(now time.Time) (change, error) {
+		shown, stored, _, err := h.findSubject(ctx, sssid)
+		if err != nil {
+			return change{}, err
+		}
+		return planSubjectUpdate(fields, shown, stored, now, func(next Subject) error {
+			return h.store.UpdateSubject(ctx, next)
+		})
+	})
 	if err != nil {
-		return err
+		return notFound(fmt.Errorf("update subject: %w", err))
 	}
-	// Client mistakes (400) first, then conflicts (409).
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// planSubjectUpdate plans the change of a PUT /subject body to the stored
+// subject (shown is the same with its derived dates): client mistakes
+// (400) first, then conflicts (409). A body that changes nothing plans the
+// audit action "update" and no write.
+func planSubjectUpdate(fields []subjectField, shown, stored Subject, now time.Time, write func(Subject) error) (change, error) {
 	for _, f := range fields {
 		switch {
 		case (f.key == keyName || f.key == keyBday) && f.str == "":
-			return E(ErrInvalid, fmt.Sprintf("`%s` may not be emptied", f.key))
+			return change{}, E(ErrInvalid, fmt.Sprintf("`%s` may not be emptied", f.key))
 		case f.known && isDateKey(f.key) && f.str != "":
 			if err := checkDate(f.key, f.str); err != nil {
-				return err
+				return change{}, err
 			}
 		}
 	}
@@ -451,7 +471,7 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 			cur := *stringField(&shown, f.key)
 			if cur != "" {
 				if !sameDate(cur, f.str) {
-					return E(ErrConflict, "Subject has already been "+statusWord(f.key))
+					return change{}, E(ErrConflict, "Subject has already been "+statusWord(f.key))
 				}
 				continue
 			}
@@ -495,24 +515,17 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 		}
 	}
 	if err := checkExtraSize(next.Extra); err != nil {
-		return err
+		return change{}, err
 	}
-	now := h.clock()
 	if len(actions) == 0 {
 		// Nothing changed: the attempt is recorded, the subject left alone.
-		if err := h.store.AppendAudit(ctx, newAudit(p, DocSubject, stored.ID, "update", now, nil, nil)); err != nil {
-			return fmt.Errorf("append audit: %w", err)
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return change{doc: stored.ID, action: "update"}, nil
 	}
 	next.Changed = now
-	e := newAudit(p, DocSubject, stored.ID, joinActions(actions), now, old.bytes(), new.bytes())
-	if err := h.record(ctx, e, func() error { return h.store.UpdateSubject(ctx, next) }); err != nil {
-		return notFound(fmt.Errorf("update subject: %w", err))
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return change{
+		doc: stored.ID, action: joinActions(actions), old: old.bytes(), new: new.bytes(),
+		write: func() error { return write(next) },
+	}, nil
 }
 
 // joinActions joins the parts of an audit action text.
@@ -520,36 +533,41 @@ func joinActions(parts []string) string { return strings.Join(parts, "; ") }
 
 // syncSubjectDates stores the dates that the subject's links imply
 // (date_enrolled, date_withdrawn) on the subject, so that lists sort by
-// them, with an audit record ("enrolled: <date>"). The change that caused
-// it has already happened, so a failure here is logged, not returned: the
-// dates are derived again on every read anyway.
+// them, with an audit record ("enrolled: <date>"). It re-reads and retries
+// when the subject changes meanwhile (see [Handler.commit]). The change that
+// caused it has already happened, so a failure here is logged, not
+// returned: the dates are derived again on every read anyway.
 func (h *Handler) syncSubjectDates(ctx context.Context, p *Principal, sssid string, after time.Time) {
-	shown, stored, _, err := h.findSubject(ctx, sssid)
-	if err != nil {
-		h.log.ErrorContext(ctx, "cannot load subject to store its derived dates", "sssid", sssid, "err", err)
-		return
-	}
-	var (
-		actions  []string
-		old, new orderedJSON
-	)
-	next := stored
-	for _, key := range [...]string{keyDateEnrolled, keyDateWithdrawn} {
-		want, cur := *stringField(&shown, key), stringField(&next, key)
-		if want == *cur {
-			continue
+	err := h.commit(ctx, p, DocSubject, h.after(after), func(now time.Time) (change, error) {
+		shown, stored, _, err := h.findSubject(ctx, sssid)
+		if err != nil {
+			return change{}, err
 		}
-		old.addString(key, *cur)
-		new.addString(key, want)
-		*cur = want
-		actions = append(actions, statusWord(key)+": "+want)
-	}
-	if len(actions) == 0 {
-		return
-	}
-	next.Changed = h.after(after)
-	e := newAudit(p, DocSubject, stored.ID, joinActions(actions), next.Changed, old.bytes(), new.bytes())
-	if err := h.record(ctx, e, func() error { return h.store.UpdateSubject(ctx, next) }); err != nil {
+		var (
+			actions  []string
+			old, new orderedJSON
+		)
+		next := stored
+		for _, key := range [...]string{keyDateEnrolled, keyDateWithdrawn} {
+			want, cur := *stringField(&shown, key), stringField(&next, key)
+			if want == *cur {
+				continue
+			}
+			old.addString(key, *cur)
+			new.addString(key, want)
+			*cur = want
+			actions = append(actions, statusWord(key)+": "+want)
+		}
+		if len(actions) == 0 {
+			return change{}, nil
+		}
+		next.Changed = now
+		return change{
+			doc: stored.ID, action: joinActions(actions), old: old.bytes(), new: new.bytes(),
+			write: func() error { return h.store.UpdateSubject(ctx, next) },
+		}, nil
+	})
+	if err != nil {
 		h.log.ErrorContext(ctx, "cannot store a subject's derived dates", "sssid", sssid, "err", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 func (s *Store) CreateLink(ctx context.Context, l idm.Link) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	l.Rev = 1
 	_, err := s.links.InsertOne(ctx, toLinkRecord(l))
 	return translate("create link", err)
 }
@@ -44,16 +45,22 @@ func (s *Store) findLink(ctx context.Context, filter bson.M) (idm.Link, error) {
 	return r.link(), nil
 }
 
-// UpdateLink implements [idm.LinkStore].
+// UpdateLink implements [idm.LinkStore] with one ReplaceOne whose filter
+// requires the given revision (see revFilter); a stale revision, such as one
+// read before a concurrent EstablishLink, matches nothing, and a second read
+// tells a missing link from a changed one.
 func (s *Store) UpdateLink(ctx context.Context, l idm.Link) error {
+	const op = "update link"
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	res, err := s.links.ReplaceOne(ctx, bson.M{"_id": l.ID}, toLinkRecord(l))
+	given := l.Rev
+	l.Rev++
+	res, err := s.links.ReplaceOne(ctx, revFilter("_id", l.ID, given), toLinkRecord(l))
 	if err != nil {
-		return translate("update link", err)
+		return translate(op, err)
 	}
 	if res.MatchedCount == 0 {
-		return notFound("update link %s", l.ID)
+		return whyNoMatch(ctx, s.links, op+" "+l.ID, bson.M{"_id": l.ID}, given)
 	}
 	return nil
 }
@@ -84,7 +91,8 @@ func (s *Store) LinksForSubjects(ctx context.Context, sssids ...string) ([]idm.L
 
 // EstablishLink implements [idm.LinkStore] with one FindOneAndUpdate whose
 // filter matches only an unlinked, unrevoked link, so that of several
-// concurrent callers exactly one changes it. When nothing matched, a second
+// concurrent callers exactly one changes it; it also raises the link's
+// revision ($inc creates "rev" as 1 on a document without it). When nothing matched, a second
 // read tells a missing or revoked link (ErrNotFound) from a linked one
 // (ErrConflict).
 func (s *Store) EstablishLink(ctx context.Context, id, linkedTo, system string, on time.Time) (idm.Link, error) {
@@ -99,12 +107,15 @@ func (s *Store) EstablishLink(ctx context.Context, id, linkedTo, system string, 
 		"linked_to": bson.M{"$in": bson.A{"", nil}}, // nil: also a missing field
 		"revoked":   nil,                            // missing or null
 	}
-	update := bson.M{"$set": bson.M{
-		"linked_to":     linkedTo,
-		"linked_system": system,
-		"linked_on":     on,
-		"changed":       on,
-	}}
+	update := bson.M{
+		"$set": bson.M{
+			"linked_to":     linkedTo,
+			"linked_system": system,
+			"linked_on":     on,
+			"changed":       on,
+		},
+		"$inc": bson.M{"rev": int64(1)},
+	}
 	opts := options.FindOneAndUpdate().SetReturnDocument(options.After)
 	for attempt := 0; ; attempt++ {
 		var r linkRecord

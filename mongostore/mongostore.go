@@ -36,9 +36,18 @@
 // ("expires" > now) and deleted by PurgeExpiredResetTokens. Writes use
 // majority write concern with journaling.
 //
+// Users, subjects and links carry a revision (see [idm.Store],
+// "Revisions") in the field "rev": an update is one conditional write whose
+// filter requires the revision the caller read and which stores the next
+// one, and when it matches nothing a second read tells a missing record
+// (ErrNotFound) from a changed one (ErrStale). Documents without "rev" count
+// as revision 0.
+//
 // On FerretDB, single-document updates are atomic only when they reach the
 // server over one connection: give such a store a client whose pool is capped
-// at one connection (maxPoolSize=1), as internal/testmongo does.
+// at one connection (maxPoolSize=1), as internal/testmongo does. Over a
+// larger pool, concurrent conditional writes on FerretDB v1 can all match,
+// so revision checks (and EstablishLink) hold only on MongoDB itself.
 //
 // # Errors
 //

@@ -297,10 +297,10 @@ func TestDuplicateThroughUpdate(t *testing.T) {
 		}
 	}
 
-	bob.Username = "ALICE@example.org"
+	bob.Username, bob.Rev = "ALICE@example.org", 1
 	err = s.UpdateUser(ctx, bob)
-	if !errors.Is(err, idm.ErrConflict) {
-		t.Errorf("UpdateUser to a taken username = %v, want ErrConflict", err)
+	if !errors.Is(err, idm.ErrConflict) || errors.Is(err, idm.ErrStale) {
+		t.Errorf("UpdateUser to a taken username = %v, want ErrConflict (not stale)", err)
 	}
 
 	a := idm.Link{ID: idm.NewID(), SSSID: "S-1", JWT: "a", JWTHash: strings.Repeat("a", 64)}
@@ -310,10 +310,10 @@ func TestDuplicateThroughUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.JWT, b.JWTHash = "a", a.JWTHash
+	b.JWT, b.JWTHash, b.Rev = "a", a.JWTHash, 1
 	err = s.UpdateLink(ctx, b)
-	if !errors.Is(err, idm.ErrConflict) {
-		t.Errorf("UpdateLink to a taken JWT hash = %v, want ErrConflict", err)
+	if !errors.Is(err, idm.ErrConflict) || errors.Is(err, idm.ErrStale) {
+		t.Errorf("UpdateLink to a taken JWT hash = %v, want ErrConflict (not stale)", err)
 	}
 	got, err := s.FindLink(ctx, b.ID)
 	if err != nil {
@@ -386,6 +386,83 @@ func TestStoredFormat(t *testing.T) {
 	}
 	if link["linked_to"] != "" {
 		t.Errorf("link linked_to = %#v, want \"\"", link["linked_to"])
+	}
+	for coll, doc := range map[string]bson.M{"users": user, "subjects": subject, "links": link} {
+		if rev, ok := doc["rev"].(int64); !ok || rev != 1 {
+			t.Errorf("%s rev = %#v, want int64 1", coll, doc["rev"])
+		}
+	}
+}
+
+// TestDocumentsWithoutRev checks that documents without a "rev" field (or
+// with a null one), as another tool may have written them, read back with
+// Rev 0 and take part in revision checks from there.
+func TestDocumentsWithoutRev(t *testing.T) {
+	ctx := t.Context()
+	_, db := testmongo.DB(t)
+	s, err := mongostore.New(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := idm.User{ID: idm.NewID(), Username: "alice@example.org"}
+	sub := idm.Subject{ID: idm.NewID(), SSSID: "S-1", Name: "Alice"}
+	l := idm.Link{ID: idm.NewID(), SSSID: "S-1"}
+	nullRev := idm.Link{ID: idm.NewID(), SSSID: "S-1"}
+	if err := errors.Join(s.CreateUser(ctx, u), s.CreateSubject(ctx, sub), s.CreateLink(ctx, l), s.CreateLink(ctx, nullRev)); err != nil {
+		t.Fatal(err)
+	}
+	for coll, id := range map[string]string{"users": u.ID, "subjects": sub.ID, "links": l.ID} {
+		if _, err := db.Collection(coll).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$unset": bson.M{"rev": ""}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Collection("links").UpdateOne(ctx, bson.M{"_id": nullRev.ID}, bson.M{"$set": bson.M{"rev": nil}}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err = s.FindUserByID(ctx, u.ID); err != nil || u.Rev != 0 {
+		t.Fatalf("user without rev: Rev %d, %v; want 0", u.Rev, err)
+	}
+	if sub, err = s.FindSubject(ctx, sub.SSSID); err != nil || sub.Rev != 0 {
+		t.Fatalf("subject without rev: Rev %d, %v; want 0", sub.Rev, err)
+	}
+	for _, id := range []string{l.ID, nullRev.ID} {
+		if got, err := s.FindLink(ctx, id); err != nil || got.Rev != 0 {
+			t.Fatalf("link without rev: Rev %d, %v; want 0", got.Rev, err)
+		}
+	}
+	for name, update := range map[string]func(rev int64) error{
+		"user":    func(rev int64) error { u.Rev = rev; return s.UpdateUser(ctx, u) },
+		"subject": func(rev int64) error { sub.Rev = rev; return s.UpdateSubject(ctx, sub) },
+		"link":    func(rev int64) error { l.Rev = rev; return s.UpdateLink(ctx, l) },
+		"null link": func(rev int64) error {
+			nullRev.Rev = rev
+			return s.UpdateLink(ctx, nullRev)
+		},
+	} {
+		if err := update(1); !errors.Is(err, idm.ErrStale) {
+			t.Errorf("%s: update from Rev 1 of a document without rev = %v, want ErrStale", name, err)
+		}
+		if err := update(0); err != nil {
+			t.Errorf("%s: update from Rev 0: %v", name, err)
+		}
+		if err := update(0); !errors.Is(err, idm.ErrStale) {
+			t.Errorf("%s: second update from Rev 0 = %v, want ErrStale", name, err)
+		}
+		if err := update(1); err != nil {
+			t.Errorf("%s: update from Rev 1: %v", name, err)
+		}
+	}
+	// EstablishLink's $inc starts a missing rev at 1.
+	bare := idm.Link{ID: idm.NewID(), SSSID: "S-1"}
+	if err := s.CreateLink(ctx, bare); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection("links").UpdateOne(ctx, bson.M{"_id": bare.ID}, bson.M{"$unset": bson.M{"rev": ""}}); err != nil {
+		t.Fatal(err)
+	}
+	est, err := s.EstablishLink(ctx, bare.ID, "P-1", "", time.Now())
+	if err != nil || est.Rev != 1 {
+		t.Errorf("establishing a link without rev: Rev %d, %v; want 1", est.Rev, err)
 	}
 }
 

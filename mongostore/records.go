@@ -27,6 +27,7 @@ type userRecord struct {
 	Created         time.Time `bson:"created"`
 	Changed         time.Time `bson:"changed"`
 	PasswordChanged time.Time `bson:"password_changed,omitempty"`
+	Rev             int64     `bson:"rev"` // see revFilter
 }
 
 // usernameKey is the normalised form of a username that makes usernames
@@ -45,6 +46,7 @@ func toUserRecord(u idm.User) userRecord {
 		Created:         idm.Timestamp(u.Created),
 		Changed:         idm.Timestamp(u.Changed),
 		PasswordChanged: idm.Timestamp(u.PasswordChanged),
+		Rev:             u.Rev,
 	}
 }
 
@@ -59,6 +61,7 @@ func (r userRecord) user() idm.User {
 		Created:         fromDate(r.Created),
 		Changed:         fromDate(r.Changed),
 		PasswordChanged: fromDate(r.PasswordChanged),
+		Rev:             r.Rev,
 	}
 }
 
@@ -79,6 +82,7 @@ type subjectRecord struct {
 	// client-chosen keys could hold '.' or '$' and values nested arrays,
 	// which FerretDB rejects.
 	Extra string `bson:"extra"`
+	Rev   int64  `bson:"rev"` // see revFilter
 }
 
 // The field names of subjectRecord are the API's column names, so that
@@ -102,6 +106,7 @@ func toSubjectRecord(s idm.Subject) (subjectRecord, error) {
 		Created:       idm.Timestamp(s.Created),
 		Changed:       idm.Timestamp(s.Changed),
 		Extra:         extra,
+		Rev:           s.Rev,
 	}, nil
 }
 
@@ -123,6 +128,7 @@ func (r subjectRecord) subject() (idm.Subject, error) {
 		Created:       fromDate(r.Created),
 		Changed:       fromDate(r.Changed),
 		Extra:         extra,
+		Rev:           r.Rev,
 	}, nil
 }
 
@@ -191,6 +197,7 @@ type linkRecord struct {
 	LinkedOn     time.Time `bson:"linked_on,omitempty"`
 	WithdrawnOn  string    `bson:"withdrawn_on"`
 	Revoked      time.Time `bson:"revoked,omitempty"` // absent unless revoked
+	Rev          int64     `bson:"rev"`               // see revFilter
 }
 
 func toLinkRecord(l idm.Link) linkRecord {
@@ -210,6 +217,7 @@ func toLinkRecord(l idm.Link) linkRecord {
 		LinkedOn:     idm.Timestamp(l.LinkedOn),
 		WithdrawnOn:  l.WithdrawnOn,
 		Revoked:      idm.Timestamp(l.Revoked),
+		Rev:          l.Rev,
 	}
 }
 
@@ -230,6 +238,7 @@ func (r linkRecord) link() idm.Link {
 		LinkedOn:     fromDate(r.LinkedOn),
 		WithdrawnOn:  r.WithdrawnOn,
 		Revoked:      fromDate(r.Revoked),
+		Rev:          r.Rev,
 	}
 }
 

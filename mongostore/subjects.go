@@ -2,6 +2,7 @@ package mongostore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -11,6 +12,7 @@ import (
 
 // CreateSubject implements [idm.SubjectStore].
 func (s *Store) CreateSubject(ctx context.Context, sub idm.Subject) error {
+	sub.Rev = 1
 	r, err := toSubjectRecord(sub)
 	if err != nil {
 		return err
@@ -36,9 +38,12 @@ func (s *Store) FindSubject(ctx context.Context, sssid string) (idm.Subject, err
 	return sub, nil
 }
 
-// UpdateSubject implements [idm.SubjectStore]. The subject keeps its stored
-// ID; s.ID is ignored.
+// UpdateSubject implements [idm.SubjectStore] with one UpdateOne whose
+// filter requires the given revision (see revFilter); a stale revision
+// matches nothing, and a second read tells a missing subject from a changed
+// one. The subject keeps its stored ID; s.ID is ignored.
 func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
+	const op = "update subject"
 	r, err := toSubjectRecord(sub)
 	if err != nil {
 		return err
@@ -54,15 +59,16 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 		"created":        r.Created,
 		"changed":        r.Changed,
 		"extra":          r.Extra,
+		"rev":            sub.Rev + 1,
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	res, err := s.subjects.UpdateOne(ctx, bson.M{"sssid": sub.SSSID}, bson.M{"$set": set})
+	res, err := s.subjects.UpdateOne(ctx, revFilter("sssid", sub.SSSID, sub.Rev), bson.M{"$set": set})
 	if err != nil {
-		return translate("update subject", err)
+		return translate(op, err)
 	}
 	if res.MatchedCount == 0 {
-		return notFound("update subject %q", sub.SSSID)
+		return whyNoMatch(ctx, s.subjects, fmt.Sprintf("%s %q", op, sub.SSSID), bson.M{"sssid": sub.SSSID}, sub.Rev)
 	}
 	return nil
 }

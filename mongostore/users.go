@@ -16,6 +16,7 @@ import (
 func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	u.Rev = 1
 	_, err := s.users.InsertOne(ctx, toUserRecord(u))
 	return translate("create user", err)
 }
@@ -40,16 +41,22 @@ func (s *Store) findUser(ctx context.Context, filter bson.M) (idm.User, error) {
 	return r.user(), nil
 }
 
-// UpdateUser implements [idm.UserStore].
+// UpdateUser implements [idm.UserStore] with one ReplaceOne whose filter
+// requires the given revision (see revFilter). A taken username is a unique
+// index violation ([idm.ErrConflict]); a stale revision matches nothing, and
+// a second read tells a missing user from a changed one.
 func (s *Store) UpdateUser(ctx context.Context, u idm.User) error {
+	const op = "update user"
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	res, err := s.users.ReplaceOne(ctx, bson.M{"_id": u.ID}, toUserRecord(u))
+	given := u.Rev
+	u.Rev++
+	res, err := s.users.ReplaceOne(ctx, revFilter("_id", u.ID, given), toUserRecord(u))
 	if err != nil {
-		return translate("update user", err)
+		return translate(op, err)
 	}
 	if res.MatchedCount == 0 {
-		return notFound("update user %s", u.ID)
+		return whyNoMatch(ctx, s.users, op+" "+u.ID, bson.M{"_id": u.ID}, given)
 	}
 	return nil
 }

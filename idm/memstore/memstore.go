@@ -4,7 +4,9 @@
 // A Store is safe for concurrent use. It copies values in and out, so a
 // caller never shares a map or slice with it, and it normalises every time
 // with [idm.Timestamp], like the durable stores, so that tests see the same
-// values on every store. It passes the storetest conformance suite.
+// values on every store. Revision checks (see [idm.Store], "Revisions")
+// happen under the store's one lock, together with the write. It passes the
+// storetest conformance suite.
 package memstore
 
 import (
@@ -80,6 +82,10 @@ func conflict(what, id string) error {
 	return fmt.Errorf("memstore: %s %q exists: %w", what, id, idm.ErrConflict)
 }
 
+func stale(what, id string, stored, given int64) error {
+	return fmt.Errorf("memstore: %s %q has revision %d, not %d: %w", what, id, stored, given, idm.ErrStale)
+}
+
 func checkPage(offset, limit int) error {
 	if offset < 0 || limit < 0 {
 		return fmt.Errorf("memstore: negative offset or limit: %w", idm.ErrInvalid)
@@ -140,6 +146,7 @@ func (s *Store) CreateUser(_ context.Context, u idm.User) error {
 	if _, ok := s.userIDs[lower]; ok {
 		return conflict("username", u.Username)
 	}
+	u.Rev = 1
 	s.users[u.ID] = userRec{u: normUser(u), lower: lower}
 	s.userIDs[lower] = u.ID
 	return nil
@@ -184,10 +191,14 @@ func (s *Store) UpdateUser(_ context.Context, u idm.User) error {
 	if !ok {
 		return notFound("user", u.ID)
 	}
+	if old.u.Rev != u.Rev {
+		return stale("user", u.ID, old.u.Rev, u.Rev)
+	}
 	lower := strings.ToLower(u.Username)
 	if id, ok := s.userIDs[lower]; ok && id != u.ID {
 		return conflict("username", u.Username)
 	}
+	u.Rev++
 	delete(s.userIDs, old.lower)
 	s.userIDs[lower] = u.ID
 	s.users[u.ID] = userRec{u: normUser(u), lower: lower}

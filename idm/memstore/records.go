@@ -36,6 +36,7 @@ func (s *Store) CreateLink(_ context.Context, l idm.Link) error {
 	if _, ok := s.links[l.ID]; ok {
 		return conflict("link", l.ID)
 	}
+	l.Rev = 1
 	s.links[l.ID] = normLink(l)
 	return nil
 }
@@ -83,9 +84,14 @@ func (s *Store) UpdateLink(_ context.Context, l idm.Link) error {
 	if s.closed {
 		return errClosed
 	}
-	if _, ok := s.links[l.ID]; !ok {
+	old, ok := s.links[l.ID]
+	if !ok {
 		return notFound("link", l.ID)
 	}
+	if old.Rev != l.Rev {
+		return stale("link", l.ID, old.Rev, l.Rev)
+	}
+	l.Rev++
 	s.links[l.ID] = normLink(l)
 	return nil
 }
@@ -149,6 +155,7 @@ func (s *Store) EstablishLink(_ context.Context, id, linkedTo, system string, on
 	}
 	on = idm.Timestamp(on)
 	l.LinkedTo, l.LinkedSystem, l.LinkedOn, l.Changed = linkedTo, system, on, on
+	l.Rev++
 	s.links[id] = l
 	return l, nil
 }

@@ -61,6 +61,7 @@ func (r *subjectRec) matches(search string) bool {
 
 // CreateSubject implements [idm.SubjectStore].
 func (s *Store) CreateSubject(_ context.Context, sub idm.Subject) error {
+	sub.Rev = 1
 	rec := newSubjectRec(sub)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -101,7 +102,11 @@ func (s *Store) UpdateSubject(_ context.Context, sub idm.Subject) error {
 	if !ok {
 		return notFound("subject", sub.SSSID)
 	}
+	if old.s.Rev != sub.Rev {
+		return stale("subject", sub.SSSID, old.s.Rev, sub.Rev)
+	}
 	rec.s.ID = old.s.ID
+	rec.s.Rev++
 	s.subjects[sub.SSSID] = rec
 	s.order = nil
 	return nil

@@ -28,6 +28,27 @@ func messy(d time.Duration) time.Time {
 	return t0.Add(d).Add(123456 * time.Nanosecond).In(zone)
 }
 
+// updateUser updates u and then raises u.Rev, as the store did.
+func updateUser(t *testing.T, s idm.Store, u *idm.User) {
+	t.Helper()
+	require.NoError(t, s.UpdateUser(t.Context(), *u), "UpdateUser %q", u.Username)
+	u.Rev++
+}
+
+// updateSubject updates sub and then raises sub.Rev, as the store did.
+func updateSubject(t *testing.T, s idm.Store, sub *idm.Subject) {
+	t.Helper()
+	require.NoError(t, s.UpdateSubject(t.Context(), *sub), "UpdateSubject %q", sub.SSSID)
+	sub.Rev++
+}
+
+// updateLink updates l and then raises l.Rev, as the store did.
+func updateLink(t *testing.T, s idm.Store, l *idm.Link) {
+	t.Helper()
+	require.NoError(t, s.UpdateLink(t.Context(), *l), "UpdateLink %s", l.ID)
+	l.Rev++
+}
+
 // concurrently runs f(0) ... f(n-1) in n goroutines that are released
 // together and returns their errors.
 func concurrently(n int, f func(i int) error) []error {

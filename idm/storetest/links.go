@@ -23,6 +23,7 @@ func newLink(sssid string) idm.Link {
 		Algorithm: "HS256",
 		Created:   at(0),
 		Changed:   at(0),
+		Rev:       1,
 	}
 }
 
@@ -98,7 +99,7 @@ func linkTests() []test {
 			l = minted(l)
 			l.WithdrawnOn = "2024-07-01"
 			l.Revoked = at(3 * time.Hour)
-			require.NoError(t, s.UpdateLink(ctx, l))
+			updateLink(t, s, &l)
 			assertSame(t, l, findLink(t, s, l.ID))
 			got, err := s.FindLinkByJWTHash(ctx, l.JWTHash)
 			require.NoError(t, err)
@@ -106,7 +107,7 @@ func linkTests() []test {
 			assertSame(t, other, findLink(t, s, other.ID))
 			// Back to zero values.
 			l.WithdrawnOn, l.Revoked = "", time.Time{}
-			require.NoError(t, s.UpdateLink(ctx, l))
+			updateLink(t, s, &l)
 			assertSame(t, l, findLink(t, s, l.ID))
 		}},
 		{"UpdateMissing", func(t *testing.T, s idm.Store) {
@@ -203,6 +204,7 @@ func linkTests() []test {
 			require.NoError(t, err)
 			want := l
 			want.LinkedTo, want.LinkedSystem, want.LinkedOn, want.Changed = "P-123", "http://hospital.example/patients", on, on
+			want.Rev = 2
 			assertSame(t, want, got, "returned link")
 			assertSame(t, want, findLink(t, s, l.ID), "stored link")
 			got, err = s.FindLinkByJWTHash(ctx, l.JWTHash)
@@ -213,6 +215,7 @@ func linkTests() []test {
 			require.NoError(t, err)
 			want = noSystem
 			want.LinkedTo, want.LinkedOn, want.Changed = "P-9", at(time.Hour), at(time.Hour)
+			want.Rev = 2
 			assertSame(t, want, got)
 		}},
 		{"EstablishTwice", func(t *testing.T, s idm.Store) {
@@ -271,6 +274,7 @@ func linkTests() []test {
 			want := l
 			want.LinkedTo, want.LinkedSystem = fmt.Sprintf("P-%d", w), "sys"
 			want.LinkedOn, want.Changed = at(time.Duration(w)*time.Second), at(time.Duration(w)*time.Second)
+			want.Rev = 2
 			assertSame(t, want, results[w])
 			assertSame(t, want, findLink(t, s, l.ID))
 		}},

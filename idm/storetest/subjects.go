@@ -21,6 +21,7 @@ func newSubject(sssid string) idm.Subject {
 		Bday:    "1980-05-17",
 		Created: at(0),
 		Changed: at(time.Minute),
+		Rev:     1,
 	}
 }
 
@@ -85,13 +86,14 @@ func subjectTests() []test {
 				DateEnrolled: "2024-01-03", DateWithdrawn: "2024-06-30",
 				Created: at(0), Changed: at(time.Hour),
 				Extra: extraOf(map[string]string{"phone": `"+41 44 000 00 00"`, "site": `{"id": 3}`}),
+				Rev:   1,
 			}
 			require.NoError(t, s.CreateSubject(ctx, sub))
 			got, err := s.FindSubject(ctx, "S-001")
 			require.NoError(t, err)
 			assertSame(t, sub, got)
 			// Unset fields stay unset.
-			bare := idm.Subject{ID: idm.NewID(), SSSID: "S-002"}
+			bare := idm.Subject{ID: idm.NewID(), SSSID: "S-002", Rev: 1}
 			require.NoError(t, s.CreateSubject(ctx, bare))
 			got, err = s.FindSubject(ctx, "S-002")
 			require.NoError(t, err)
@@ -152,7 +154,7 @@ func subjectTests() []test {
 			upd.DateInvited, upd.DateConsented = "2024-01-01", "2024-01-02"
 			upd.Changed = at(time.Hour)
 			upd.Extra = extraOf(map[string]string{"keep": `2`, "new": `[1]`})
-			require.NoError(t, s.UpdateSubject(ctx, upd))
+			updateSubject(t, s, &upd)
 			got, err := s.FindSubject(ctx, "S-001")
 			require.NoError(t, err)
 			want := upd
@@ -161,7 +163,7 @@ func subjectTests() []test {
 			upd.ID = ""
 			upd.Extra = nil
 			upd.Email = ""
-			require.NoError(t, s.UpdateSubject(ctx, upd))
+			updateSubject(t, s, &upd)
 			got, err = s.FindSubject(ctx, "S-001")
 			require.NoError(t, err)
 			want = upd
@@ -215,7 +217,7 @@ func subjectTests() []test {
 			more["added"] = `{"deep": [[["x"]]]}`
 			delete(more, "object")
 			sub.Extra = extraOf(more)
-			require.NoError(t, s.UpdateSubject(ctx, sub))
+			updateSubject(t, s, &sub)
 			got, err = s.FindSubject(ctx, "S-001")
 			require.NoError(t, err)
 			assertExtra(t, more, got.Extra)
@@ -371,7 +373,7 @@ func subjectTests() []test {
 			assert.Equal(t, []string{"S-2", "S-3", "S-1"}, byName(false))
 			assert.Equal(t, []string{"S-1", "S-3", "S-2"}, byName(true))
 			a.Name = "Aaron"
-			require.NoError(t, s.UpdateSubject(ctx, a))
+			updateSubject(t, s, &a)
 			assert.Equal(t, []string{"S-1", "S-2", "S-3"}, byName(false), "after an update")
 			assert.Equal(t, []string{"S-3", "S-2", "S-1"}, byName(true), "after an update")
 			require.NoError(t, s.DeleteSubject(ctx, "S-2"))
@@ -525,6 +527,7 @@ func sortData() []idm.Subject {
 			DateConsented: consented[i%len(consented)],
 			DateEnrolled:  enrolled[i%len(enrolled)],
 			DateWithdrawn: withdrawn[i%len(withdrawn)],
+			Rev:           1,
 		}
 		if i%5 == 0 {
 			out[i].Extra = extraOf(map[string]string{"n": fmt.Sprint(i)})

@@ -20,6 +20,7 @@ func newUser(username string) idm.User {
 		Created:         at(0),
 		Changed:         at(time.Minute),
 		PasswordChanged: at(time.Minute),
+		Rev:             1,
 	}
 }
 
@@ -150,7 +151,7 @@ func userTests() []test {
 			u.TokenVersion = 42
 			u.Changed = at(time.Hour)
 			u.PasswordChanged = at(2 * time.Hour)
-			require.NoError(t, s.UpdateUser(ctx, u))
+			updateUser(t, s, &u)
 			got, err := s.FindUserByID(ctx, u.ID)
 			require.NoError(t, err)
 			assertSame(t, u, got)
@@ -164,7 +165,7 @@ func userTests() []test {
 			// Clearing a time and the hash.
 			u.PasswordHash = ""
 			u.PasswordChanged = time.Time{}
-			require.NoError(t, s.UpdateUser(ctx, u))
+			updateUser(t, s, &u)
 			got, err = s.FindUserByID(ctx, u.ID)
 			require.NoError(t, err)
 			assertSame(t, u, got)
@@ -174,9 +175,9 @@ func userTests() []test {
 			u := newUser("alice@example.org")
 			createUsers(t, s, u)
 			u.TokenVersion++
-			require.NoError(t, s.UpdateUser(ctx, u), "keeping the username")
+			updateUser(t, s, &u) // keeping the username
 			u.Username = "Alice@Example.org"
-			require.NoError(t, s.UpdateUser(ctx, u), "changing its case")
+			updateUser(t, s, &u) // changing its case
 			got, err := s.FindUserByUsername(ctx, "alice@example.org")
 			require.NoError(t, err)
 			assertSame(t, u, got)
@@ -189,7 +190,9 @@ func userTests() []test {
 				changed := bob
 				changed.Username = name
 				changed.TokenVersion = 99
-				assert.ErrorIs(t, s.UpdateUser(ctx, changed), idm.ErrConflict, name)
+				err := s.UpdateUser(ctx, changed)
+				assert.ErrorIs(t, err, idm.ErrConflict, name)
+				assert.NotErrorIs(t, err, idm.ErrStale, "%s: a taken username is no stale revision", name)
 			}
 			got, err := s.FindUserByID(ctx, bob.ID)
 			require.NoError(t, err)
@@ -327,12 +330,12 @@ func userTests() []test {
 			require.NoError(t, err)
 			assert.Equal(t, 2, n)
 			admin2.Disabled = true
-			require.NoError(t, s.UpdateUser(ctx, admin2))
+			updateUser(t, s, &admin2)
 			n, err = s.CountAdmins(ctx)
 			require.NoError(t, err)
 			assert.Equal(t, 1, n, "after disabling an admin")
 			disabledAdmin.Disabled = false
-			require.NoError(t, s.UpdateUser(ctx, disabledAdmin))
+			updateUser(t, s, &disabledAdmin)
 			require.NoError(t, s.DeleteUser(ctx, admin1.ID))
 			n, err = s.CountAdmins(ctx)
 			require.NoError(t, err)
