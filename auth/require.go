@@ -92,11 +92,16 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 		idm.WriteError(w, r, h.log, err)
 		return
 	}
-	u, err := h.store.FindUserByID(ctx, p.UserID)
-	if err == nil {
+	// Revoking must not fail because the record changed meanwhile (a
+	// concurrent logout or admin edit): re-read and retry on ErrStale.
+	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		u, err := h.store.FindUserByID(ctx, p.UserID)
+		if err != nil {
+			return err
+		}
 		u.TokenVersion = max(u.TokenVersion, p.TokenVersion) + 1
-		err = h.store.UpdateUser(ctx, u)
-	}
+		return h.store.UpdateUser(ctx, u)
+	})
 	if err != nil {
 		e.Action = "logout failed"
 		h.audit(ctx, e)

@@ -382,12 +382,23 @@ func (h *Handler) setPassword(ctx context.Context, u idm.User, purpose, hash str
 	}); err != nil {
 		return err
 	}
-	next := u
-	next.PasswordHash = hash
-	next.PasswordChanged = now
-	next.Changed = now
-	next.TokenVersion++ // revokes the staff tokens issued before
-	if err := h.store.UpdateUser(ctx, next); err != nil {
+	// The token is consumed already: a concurrent change of the user (a
+	// login's hash upgrade, a logout) must not cost the visitor the reset,
+	// so re-read and retry on ErrStale.
+	var next idm.User
+	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		cur, err := h.store.FindUserByID(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		next = cur
+		next.PasswordHash = hash
+		next.PasswordChanged = now
+		next.Changed = now
+		next.TokenVersion++ // revokes the staff tokens issued before
+		return h.store.UpdateUser(ctx, next)
+	})
+	if err != nil {
 		_ = h.audit(ctx, u, u, idm.Timestamp(h.now()), action+ActionFailedSuffix, map[string]any{"username": u.Username})
 		return fmt.Errorf("resetflow: updating user %s: %w", u.ID, err)
 	}

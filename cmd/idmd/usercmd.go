@@ -251,9 +251,16 @@ func (a *admin_) passwd(ctx context.Context, email string, pwStdin bool) error {
 		return err
 	}
 	now := idm.Timestamp(a.now())
-	u.PasswordHash, u.PasswordChanged, u.Changed = hash, now, now
-	u.TokenVersion++ // earlier tokens stop working
-	if err := a.store.UpdateUser(ctx, u); err != nil {
+	err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		cur, err := a.store.FindUserByID(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		cur.PasswordHash, cur.PasswordChanged, cur.Changed = hash, now, now
+		cur.TokenVersion++ // earlier tokens stop working
+		return a.store.UpdateUser(ctx, cur)
+	})
+	if err != nil {
 		_ = a.audit(ctx, u, users.ActionChangePassword+users.ActionFailedSuffix, nil, nil)
 		return err
 	}
