@@ -16,7 +16,7 @@ type metrics struct {
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	logins      *prometheus.CounterVec
-	storeErrors prometheus.Counter
+	storeErrors *prometheus.CounterVec
 	panics      prometheus.Counter
 }
 
@@ -33,9 +33,9 @@ func newMetrics() *metrics {
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idm_logins_total", Help: "Login attempts on POST /auth by outcome (success, failure, throttled).",
 		}, []string{"outcome"}),
-		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "idm_store_errors_total", Help: "Requests that failed because the store failed or was unavailable.",
-		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idm_store_errors_total", Help: "Store operations that failed (unreachable database, I/O errors), by operation.",
+		}, []string{"op"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "idm_http_panics_total", Help: "Handler panics recovered into a 500 answer.",
 		}),
@@ -51,9 +51,6 @@ func newMetrics() *metrics {
 func (m *metrics) observe(method, route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
-	if status >= 500 {
-		m.storeErrors.Inc()
-	}
 }
 
 // login is the auth package's OnLogin hook.

@@ -37,6 +37,9 @@ type service struct {
 
 // newService wires every handler package onto one root mux over store.
 func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Logger) (*service, error) {
+	m := newMetrics()
+	raw := store
+	store = &observedStore{Store: raw, errors: m.storeErrors}
 	keys, err := loadKeys(ctx, cfg, store)
 	if err != nil {
 		return nil, err
@@ -45,7 +48,6 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	m := newMetrics()
 	authH, err := auth.New(auth.Config{
 		Store: store, Keys: keys, Passwords: passwords,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, LinkAudience: cfg.LinkAudience, TokenTTL: cfg.TokenTTL,
@@ -103,13 +105,13 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	apiH.Install(mux.Handle)
 	(&health{store: store, mail: mail, timeout: pingTimeout}).install(mux.Handle)
 	mux.Handle("GET /metrics", m.handler())
-	if b, ok := store.(backuper); ok {
+	if b, ok := raw.(backuper); ok {
 		mux.Handle("GET /admin/backup", backupHandler(b, store, authH.Require))
 	}
 
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
-	h := http.MaxBytesHandler(observe(mux, log, m, time.Now), idm.DefaultMaxBodyBytes)
+	h := http.MaxBytesHandler(observe(refuseLargeBodies(mux, idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
 	return &service{handler: h, reset: resetH, metrics: m}, nil
 }
 
