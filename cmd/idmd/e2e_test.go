@@ -254,6 +254,7 @@ func TestEndToEnd(t *testing.T) {
 	r = call(t, "GET", base+"/metrics", "", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, string(r.body), `idm_logins_total{outcome="success"} 1`)
+	require.Contains(t, string(r.body), `idm_reset_events_total{event="requested"} 1`)
 	require.Contains(t, string(r.body), `idm_http_requests_total{method="POST",route="POST /subject",status="201"} 1`)
 
 	// Request logs carry the route pattern and never names, emails or tokens.

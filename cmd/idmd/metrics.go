@@ -16,6 +16,7 @@ type metrics struct {
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	logins      *prometheus.CounterVec
+	resets      *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	panics      prometheus.Counter
 }
@@ -33,6 +34,9 @@ func newMetrics() *metrics {
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idm_logins_total", Help: "Login attempts on POST /auth by outcome (success, failure, throttled).",
 		}, []string{"outcome"}),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idm_reset_events_total", Help: "Password-reset events (requested, issued, throttled, mail_sent, mail_failed, reset, invalid_link, dropped).",
+		}, []string{"event"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idm_store_errors_total", Help: "Store operations that failed (unreachable database, I/O errors), by operation.",
 		}, []string{"op"}),
@@ -40,7 +44,7 @@ func newMetrics() *metrics {
 			Name: "idm_http_panics_total", Help: "Handler panics recovered into a 500 answer.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.logins, m.storeErrors, m.panics,
+	m.reg.MustRegister(m.requests, m.latency, m.logins, m.resets, m.storeErrors, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"success", "failure", "throttled"} {
 		m.logins.WithLabelValues(o) // export zeros from the start
@@ -52,6 +56,9 @@ func (m *metrics) observe(method, route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
+
+// reset is the resetflow package's OnEvent hook.
+func (m *metrics) reset(event string) { m.resets.WithLabelValues(event).Inc() }
 
 // login is the auth package's OnLogin hook.
 func (m *metrics) login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }

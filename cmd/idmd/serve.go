@@ -77,7 +77,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 		}
 		resetH, err = resetflow.New(resetflow.Config{
 			Store: store, Passwords: passwords, Mailer: mailer, PublicURL: cfg.PublicURL,
-			Limiter: limiter, Logger: log,
+			Limiter: limiter, Logger: log, OnEvent: m.reset,
 		})
 		if err != nil {
 			return nil, err
