@@ -205,6 +205,11 @@ func (h *Handler) Passwords() *Passwords { return h.pw }
 // Keys returns the key set the handler signs and verifies tokens with.
 func (h *Handler) Keys() *KeySet { return h.keys }
 
+// AddressLimiter returns the per-client-address limiter of POST /auth, so
+// that a host can guard its other public forms (/init, /iforgot, /reset)
+// with the same buckets: one flood budget per client address in all.
+func (h *Handler) AddressLimiter() *AddressLimiter { return h.limiter }
+
 // LinkTokens returns the issuer and verifier of enrolment-link tokens for
 // idm's handler. Link tokens carry the link audience and no token version,
 // so a link token never passes as a staff token and a staff token never

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -94,6 +95,9 @@ func settings() []*setting {
 				if v == "" {
 					return nil
 				}
+				if c.Secret != nil {
+					return errors.New("set either IDM_SECRET or IDM_SECRET_FILE, not both")
+				}
 				b, err := os.ReadFile(v)
 				if err != nil {
 					return fmt.Errorf("cannot read the file: %w", errors.Unwrap(err))
@@ -115,8 +119,8 @@ func settings() []*setting {
 		{env: "IDM_PUBLIC_URL", flag: "public-url", def: "http://localhost:9096", usage: "public base URL, used in emailed links",
 			apply: one(func(c *config, v string) error {
 				u, err := url.Parse(v)
-				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-					return errors.New("must be an absolute http(s) URL without query or fragment")
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+					return errors.New("must be an absolute http(s) URL without credentials, query or fragment")
 				}
 				c.PublicURL = strings.TrimRight(v, "/")
 				return nil
@@ -149,7 +153,15 @@ func settings() []*setting {
 				return nil
 			})},
 		{env: "IDM_MAIL_FROM", flag: "mail-from", usage: "From address of mail (required with IDM_SMTP_URL)",
-			apply: one(func(c *config, v string) error { c.MailFrom = v; return nil })},
+			apply: one(func(c *config, v string) error {
+				if v != "" {
+					if _, err := mail.ParseAddress(v); err != nil {
+						return errors.New("must be an email address, optionally with a name: IDM <idm@example.org>")
+					}
+				}
+				c.MailFrom = v
+				return nil
+			})},
 		{env: "IDM_TRUSTED_PROXIES", flag: "trusted-proxies", usage: "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is trusted",
 			apply: one(func(c *config, v string) error {
 				c.TrustedProxies = nil

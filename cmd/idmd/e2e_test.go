@@ -307,6 +307,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad log format", []string{"IDM_LOG_FORMAT=xml"}, nil, "invalid IDM_LOG_FORMAT (-log-format)"},
 		{"same audiences", []string{"IDM_AUDIENCE=x", "IDM_LINK_AUDIENCE=x"}, nil, "invalid IDM_LINK_AUDIENCE (-link-audience)"},
 		{"smtp without from", []string{"IDM_SMTP_URL=smtp://127.0.0.1:2525"}, nil, "invalid IDM_MAIL_FROM (-mail-from)"},
+		{"secret twice", []string{"IDM_SECRET=an-hmac-secret-of-more-than-32-bytes!!", "IDM_SECRET_FILE=/dev/null"}, nil, "invalid IDM_SECRET_FILE (-secret-file)"},
+		{"public url with credentials", []string{"IDM_PUBLIC_URL=https://u:p@idm.example.org"}, nil, "invalid IDM_PUBLIC_URL (-public-url)"},
+		{"bad mail from", []string{"IDM_SMTP_URL=smtp://127.0.0.1:2525", "IDM_MAIL_FROM=not an address"}, nil, "invalid IDM_MAIL_FROM (-mail-from)"},
 		{"bad proxies", []string{"IDM_TRUSTED_PROXIES=10.0.0.0/8,nonsense"}, nil, "invalid IDM_TRUSTED_PROXIES (-trusted-proxies)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -333,6 +336,12 @@ func TestUserAddThenLogin(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, adminUser)
 
+	// Offline, backup copies the file itself.
+	offline := filepath.Join(t.TempDir(), "offline.db")
+	code, out = runCmd(t, env, "", "backup", offline)
+	require.Equal(t, 0, code, out)
+	require.FileExists(t, offline)
+
 	p := start(t, env)
 	tok := login(t, p.url, adminUser, adminPass)
 	r := call(t, "GET", p.url+"/user/me", tok, "")
@@ -341,19 +350,26 @@ func TestUserAddThenLogin(t *testing.T) {
 	r = call(t, "POST", p.url+"/init", "", `{"username":"x@example.org","password":"another long passphrase"}`)
 	require.Equal(t, http.StatusConflict, r.status)
 
-	// An online backup, for admins only, is a bbolt file holding the data.
-	r = call(t, "GET", p.url+"/admin/backup", tok, "")
-	require.Equal(t, http.StatusOK, r.status)
+	// An online backup through the running idmd's admin socket is a bbolt
+	// file holding the data; nothing of it is served over HTTP.
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	require.NoError(t, os.WriteFile(backup, r.body, 0o600))
+	code, out = runCmd(t, env, "", "backup", backup)
+	require.Equal(t, 0, code, out)
 	copyStore, err := boltstore.Open(backup)
 	require.NoError(t, err)
 	u, err := copyStore.FindUserByUsername(context.Background(), adminUser)
 	require.NoError(t, err)
 	require.True(t, u.Admin)
 	require.NoError(t, copyStore.Close())
-	r = call(t, "GET", p.url+"/admin/backup", "", "")
-	require.Equal(t, http.StatusUnauthorized, r.status)
+	r = call(t, "GET", p.url+"/admin/backup", tok, "")
+	require.Equal(t, http.StatusNotFound, r.status)
+	for _, e := range env {
+		if db, ok := strings.CutPrefix(e, "IDM_DB="); ok {
+			fi, err := os.Stat(db + ".sock")
+			require.NoError(t, err)
+			require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "only idmd's own user may use the admin socket")
+		}
+	}
 
 	// Next to the running idmd, admin commands fail fast with a clear message.
 	began := time.Now()

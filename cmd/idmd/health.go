@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/c3-pro/idm/idm"
@@ -41,7 +42,7 @@ func (h *health) install(handle func(pattern string, h http.Handler)) {
 		}
 		if h.mail != nil {
 			status["mail"] = "ok"
-			if err := h.ping(r.Context(), h.mail); err != nil {
+			if err := h.mail.Ping(r.Context()); err != nil { // bounded by cachedPing
 				status["mail"] = "error"
 			}
 		}
@@ -53,4 +54,53 @@ func (h *health) ping(ctx context.Context, p pinger) error {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	return p.Ping(ctx)
+}
+
+// cachedPing checks a pinger at most once per ttl, with one check in flight
+// at a time, and answers from the last result in between: /status needs no
+// token, and a mail server check is a whole SMTP session that a flood of
+// requests must not multiply.
+type cachedPing struct {
+	p       pinger
+	ttl     time.Duration
+	timeout time.Duration
+	now     func() time.Time
+
+	mu   sync.Mutex
+	at   time.Time     // when the last check finished; zero before the first
+	err  error         // its result
+	wait chan struct{} // closed when the check in flight finishes; nil when none runs
+}
+
+// Ping implements pinger.
+func (c *cachedPing) Ping(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.at.IsZero() && c.now().Sub(c.at) < c.ttl {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	if w := c.wait; w != nil {
+		c.mu.Unlock()
+		select {
+		case <-w:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	w := make(chan struct{})
+	c.wait = w
+	c.mu.Unlock()
+	// The check is shared: a caller that goes away must not cut it short.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	err := c.p.Ping(pctx)
+	cancel()
+	c.mu.Lock()
+	c.at, c.err, c.wait = c.now(), err, nil
+	c.mu.Unlock()
+	close(w)
+	return err
 }

@@ -53,6 +53,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	method = metricMethod(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
@@ -65,4 +66,15 @@ func (m *metrics) login(outcome string) { m.logins.WithLabelValues(outcome).Inc(
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// metricMethod bounds the method label: any client can send any method, and
+// every label value is a series kept for the life of the process.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }

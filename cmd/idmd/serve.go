@@ -26,6 +26,8 @@ const (
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
 	pingTimeout       = 2 * time.Second
+	mailCheckTTL      = 30 * time.Second // /status checks the mail server at most this often
+	mailCheckTimeout  = 10 * time.Second
 )
 
 // service is a wired idmd: its root handler and what must be closed.
@@ -38,8 +40,7 @@ type service struct {
 // newService wires every handler package onto one root mux over store.
 func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Logger) (*service, error) {
 	m := newMetrics()
-	raw := store
-	store = &observedStore{Store: raw, errors: m.storeErrors}
+	store = &observedStore{Store: store, errors: m.storeErrors}
 	keys, err := loadKeys(ctx, cfg, store)
 	if err != nil {
 		return nil, err
@@ -57,12 +58,8 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	limiter, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{
-		Rate: cfg.RateLimit, Burst: cfg.RateBurst, TrustedProxies: cfg.TrustedProxies, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
+	// One set of per-address buckets for every public form.
+	limiter := authH.AddressLimiter()
 	var (
 		resetH *resetflow.Handler
 		mail   pinger
@@ -82,7 +79,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 		if err != nil {
 			return nil, err
 		}
-		mail = mailer
+		mail = &cachedPing{p: mailer, ttl: mailCheckTTL, timeout: mailCheckTimeout, now: time.Now}
 		usersCfg.Inviter, usersCfg.Notifier = resetH, resetH
 	}
 	usersH, err := users.New(usersCfg)
@@ -105,9 +102,6 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	apiH.Install(mux.Handle)
 	(&health{store: store, mail: mail, timeout: pingTimeout}).install(mux.Handle)
 	mux.Handle("GET /metrics", m.handler())
-	if b, ok := raw.(backuper); ok {
-		mux.Handle("GET /admin/backup", backupHandler(b, store, authH.Require))
-	}
 
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
@@ -178,6 +172,14 @@ func serve(ctx context.Context, args []string, std stdio) int {
 		}
 		return exitFail
 	}
+	if b, ok := store.(backuper); ok && cfg.MongoURI == "" {
+		stopAdmin, err := serveAdminSocket(adminSocketPath(cfg.DB), b, store, log)
+		if err != nil {
+			fmt.Fprintf(std.err, "idmd: cannot serve the admin socket %s: %v\n", adminSocketPath(cfg.DB), err)
+			return exitFail
+		}
+		defer stopAdmin()
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		fmt.Fprintf(std.err, "idmd: cannot listen on IDM_ADDR (-addr) %s: %v\n", cfg.Addr, err)
@@ -207,6 +209,7 @@ func serve(ctx context.Context, args []string, std stdio) int {
 		log.Error("server stopped", "err", err)
 		return exitFail
 	case <-ctx.Done():
+		stop() // a second signal ends the process at once
 	}
 	log.Info("shutting down: draining in-flight requests", "grace", cfg.ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)

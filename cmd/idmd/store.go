@@ -32,7 +32,7 @@ func openStore(ctx context.Context, cfg *config) (idm.Store, error) {
 	}
 	s, err := boltstore.Open(cfg.DB, boltstore.WithTimeout(storeOpenTimeout/2))
 	if errors.Is(err, boltstore.ErrLocked) {
-		return nil, fmt.Errorf("%s is in use by another process (is idmd running? stop it first, or use the HTTP API)", cfg.DB)
+		return nil, fmt.Errorf("%w: %s (is idmd running? stop it first, or use the HTTP API)", boltstore.ErrLocked, cfg.DB)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", cfg.DB, err)

@@ -226,7 +226,21 @@ func (a *admin_) delete(ctx context.Context, email string) error {
 	if err := a.audit(ctx, u, users.ActionDelete, map[string]any{"username": u.Username, "admin": u.Admin}, nil); err != nil {
 		return err
 	}
-	if err := a.store.DeleteUser(ctx, u.ID); err != nil {
+	// Revoke the user's tokens first, so that they stay revoked even if a
+	// backup taken before the deletion is restored later.
+	err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		cur, err := a.store.FindUserByID(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		cur.TokenVersion++
+		cur.Changed = idm.Timestamp(a.now())
+		return a.store.UpdateUser(ctx, cur)
+	})
+	if err == nil {
+		err = a.store.DeleteUser(ctx, u.ID)
+	}
+	if err != nil {
 		_ = a.audit(ctx, u, users.ActionDelete+users.ActionFailedSuffix, nil, nil)
 		return err
 	}
