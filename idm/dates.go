@@ -61,8 +61,20 @@ func sameDate(a, b string) bool {
 	return err == nil && ta.Equal(tb)
 }
 
-// formatTime renders a server-set time the way the API shows it: RFC 3339
-// in UTC with fractional seconds.
-func formatTime(t time.Time) string {
-	return t.UTC().Format(time.RFC3339Nano)
+// timeLayout is the one layout of the timestamps the server sets: RFC 3339
+// with exactly six fractional digits (microseconds), so that whole seconds
+// and trailing zeros are written out too. Times are shown in UTC, so it
+// ends in "Z".
+const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// FormatTime renders a time the server set (a record's created and changed,
+// a link's linked_on, an audit record's datetime, a user's
+// password_changed) the way the API shows it: RFC 3339 in UTC with six
+// fractional digits, e.g. "2026-11-29T12:24:05.645748Z" or
+// "2026-11-29T12:24:05.000000Z".
+func FormatTime(t time.Time) string {
+	return t.UTC().Format(timeLayout)
 }
+
+// formatTime is [FormatTime], for this package's callers.
+func formatTime(t time.Time) string { return FormatTime(t) }

@@ -36,6 +36,11 @@ const (
 	MaxExtraBytes = 16 << 10
 )
 
+// changeTimeout bounds a request that changes records once it runs
+// detached from its client (see detached), and the writing of a
+// compensating audit record.
+const changeTimeout = 30 * time.Second
+
 // HandlerStore is what [Handler] needs from a store: subjects, enrolment
 // links and the audit trail. Every [Store] is a HandlerStore.
 type HandlerStore interface {
@@ -138,19 +143,43 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Staff routes come wrapped in [Config.Authenticate].
 func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 	staff := func(fn staffFunc) http.Handler { return h.authn(h.serve(h.requirePrincipal(fn))) }
-	handle("POST /subject", staff(h.createSubject))
+	// Routes that change records run detached from the client (see
+	// detached); the token check before them still ends with the client.
+	changes := func(fn staffFunc) http.Handler {
+		return staff(func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+			ctx, cancel := detached(r.Context())
+			defer cancel()
+			return fn(w, r.WithContext(ctx), p)
+		})
+	}
+	handle("POST /subject", changes(h.createSubject))
 	handle("GET /subject", staff(h.listSubjects))
 	handle("GET /subject/{sssid}", staff(h.getSubject))
-	handle("PUT /subject/{sssid}", staff(h.updateSubject))
-	handle("POST /subject/{sssid}/links", staff(h.createLink))
+	handle("PUT /subject/{sssid}", changes(h.updateSubject))
+	handle("POST /subject/{sssid}/links", changes(h.createLink))
 	handle("GET /subject/{sssid}/links", staff(h.listLinks))
 	handle("GET /subject/{sssid}/audits", staff(h.subjectAudits))
 	handle("GET /link/{jti}", staff(h.getLink))
-	handle("PUT /link/{jti}", staff(h.updateLink))
-	handle("DELETE /link/{jti}", staff(h.revokeLink))
-	handle("GET /link/{jti}/jwt", staff(h.linkJWT))
+	handle("PUT /link/{jti}", changes(h.updateLink))
+	handle("DELETE /link/{jti}", changes(h.revokeLink))
+	handle("GET /link/{jti}/jwt", changes(h.linkJWT)) // the first call mints the JWT
 	handle("GET /audit", staff(h.listAudits))
-	handle("POST /establish", h.serve(h.establish))
+	handle("POST /establish", h.serve(func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := detached(r.Context())
+		defer cancel()
+		return h.establish(w, r.WithContext(ctx))
+	}))
+}
+
+// detached returns a context with ctx's values that ctx's end does not
+// cancel, bounded by changeTimeout. Handlers that change records run under
+// it: a store write that a cancelled context interrupts may still have been
+// carried out (MongoDB commits a write whose driver has stopped waiting),
+// and the handler would then write a compensating "failed" record about a
+// change that exists. So a change, once begun, runs to its end even if the
+// client goes away, and the audit trail says what happened.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
 }
 
 // staffFunc is a handler of a staff route: it runs with the authenticated
@@ -228,6 +257,12 @@ func (h *Handler) record(ctx context.Context, e AuditEvent, apply func() error) 
 
 // recordAt is record that also returns the time of the last record it
 // wrote (e's, or the compensating record's).
+//
+// apply runs under the context its closure captured; the handlers of the
+// routes that change records run under a detached one (see detached), so
+// that a client that goes away cannot interrupt a write whose record is
+// written. The compensating record is written under a detached context of
+// its own, so also when ctx has ended (e.g. its time ran out).
 func (h *Handler) recordAt(ctx context.Context, e AuditEvent, apply func() error) (time.Time, error) {
 	if err := h.store.AppendAudit(ctx, e); err != nil {
 		return e.Time, fmt.Errorf("append audit %q on %s %s: %w", e.Action, e.DocType, e.Document, err)
@@ -240,8 +275,9 @@ func (h *Handler) recordAt(ctx context.Context, e AuditEvent, apply func() error
 	comp.ID = NewID()
 	comp.Time = h.after(e.Time)
 	comp.Action = "failed: " + e.Action
-	// The compensating record must be written even if the client went away.
-	if cerr := h.store.AppendAudit(context.WithoutCancel(ctx), comp); cerr != nil {
+	cctx, cancel := detached(ctx)
+	defer cancel()
+	if cerr := h.store.AppendAudit(cctx, comp); cerr != nil {
 		h.log.ErrorContext(ctx, "cannot append compensating audit record",
 			"doctype", e.DocType, "document", e.Document, "action", comp.Action, "err", cerr, "cause", err)
 	}

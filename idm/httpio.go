@@ -36,7 +36,10 @@ type DataBody[T any] struct {
 	Data T `json:"data"`
 }
 
-// WriteJSON writes v as a JSON body with the given status.
+// WriteJSON writes v as a JSON body with the given status. Answers carry
+// patient and staff data, so they are marked "Cache-Control: no-store"
+// unless the handler has set a Cache-Control of its own (e.g. a public key
+// set).
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -46,6 +49,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }

@@ -40,6 +40,27 @@ type UserView struct {
 	PasswordChanged *time.Time `json:"password_changed,omitempty"`
 }
 
+// MarshalJSON implements [json.Marshaler]: the times are written with
+// [FormatTime], and password_changed only when it is set.
+func (v UserView) MarshalJSON() ([]byte, error) {
+	out := struct {
+		ID              string `json:"id"`
+		Username        string `json:"username"`
+		Admin           bool   `json:"admin"`
+		Disabled        bool   `json:"disabled"`
+		Created         string `json:"created"`
+		Changed         string `json:"changed"`
+		PasswordChanged string `json:"password_changed,omitempty"`
+	}{
+		ID: v.ID, Username: v.Username, Admin: v.Admin, Disabled: v.Disabled,
+		Created: FormatTime(v.Created), Changed: FormatTime(v.Changed),
+	}
+	if v.PasswordChanged != nil && !v.PasswordChanged.IsZero() {
+		out.PasswordChanged = FormatTime(*v.PasswordChanged)
+	}
+	return json.Marshal(out)
+}
+
 // View returns the public JSON form of u.
 func (u User) View() UserView {
 	v := UserView{ID: u.ID, Username: u.Username, Admin: u.Admin, Disabled: u.Disabled, Created: u.Created, Changed: u.Changed}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Subject fields as the API names them.
@@ -279,27 +281,78 @@ func (h *Handler) findSubject(ctx context.Context, sssid string) (shown, stored 
 	return deriveDates(stored, links), stored, links, nil
 }
 
-// createSubject serves POST /subject.
+// checkSSSID refuses an SSSID that GET /subject/{sssid} could not address
+// or that would be hard to tell apart from another: one with control
+// characters, with '/', '?', '#' or '%', with white space at either end, and
+// "." and "..". It returns a 400 [*Error] that says why.
+func checkSSSID(sssid string) error {
+	bad := func(why string) error {
+		return E(ErrInvalid, fmt.Sprintf("invalid `sssid` %q: %s", clip(sssid), why))
+	}
+	if sssid == "." || sssid == ".." {
+		return bad(`"." and ".." cannot be used`)
+	}
+	for _, c := range sssid {
+		switch {
+		case unicode.IsControl(c):
+			return bad("it may not contain control characters")
+		case c == '/' || c == '?' || c == '#' || c == '%':
+			return bad("it may not contain '/', '?', '#' or '%'")
+		}
+	}
+	first, _ := utf8.DecodeRuneInString(sssid)
+	last, _ := utf8.DecodeLastRuneInString(sssid)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return bad("it may not start or end with white space")
+	}
+	return nil
+}
+
+// bodySSSID returns the `sssid` member of a subject body, checked on its
+// own before any other member: "" when it is absent, null or empty, and a
+// 400 when it is not a string, too long or not a usable SSSID (see
+// checkSSSID).
+func bodySSSID(members []objectField) (string, error) {
+	for _, m := range members {
+		if m.key != keySSSID {
+			continue
+		}
+		s, err := m.str(maxLen(keySSSID))
+		if err != nil || s == "" {
+			return "", err
+		}
+		return s, checkSSSID(s)
+	}
+	return "", nil
+}
+
+// createSubject serves POST /subject. It checks in the order API.md gives:
+// the `sssid` (present, then free), then the other members, the required
+// `name` and `bday`, and the dates.
 func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
 	members, err := h.decodeObject(w, r)
 	if err != nil {
 		return err
 	}
-	fields, err := subjectFields(members)
-	if err != nil {
+	sssid, err := bodySSSID(members)
+	switch {
+	case err != nil:
 		return err
-	}
-	s := newSubjectFromBody(fields)
-	if s.SSSID == "" {
+	case sssid == "":
 		return E(ErrInvalid, "must at least provide `sssid`")
 	}
-	switch _, err := h.store.FindSubject(ctx, s.SSSID); {
+	switch _, err := h.store.FindSubject(ctx, sssid); {
 	case err == nil:
 		return E(ErrConflict, "this SSSID is already taken")
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("find subject: %w", err)
 	}
+	fields, err := subjectFields(members)
+	if err != nil {
+		return err
+	}
+	s := newSubjectFromBody(fields)
 	for _, key := range [...]string{keyName, keyBday} {
 		if *stringField(&s, key) == "" {
 			return E(ErrInvalid, fmt.Sprintf("missing or empty `%s`", key))
@@ -409,21 +462,18 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 	if err != nil {
 		return err
 	}
+	bodyID, err := bodySSSID(members)
+	switch {
+	case err != nil:
+		return err
+	case bodyID == "":
+		return E(ErrInvalid, "must provide the subject's `sssid`")
+	case bodyID != sssid:
+		return E(ErrConflict, "SSSID cannot be changed")
+	}
 	fields, err := subjectFields(members)
 	if err != nil {
 		return err
-	}
-	bodySSSID := ""
-	for _, f := range fields {
-		if f.key == keySSSID {
-			bodySSSID = f.str
-		}
-	}
-	switch {
-	case bodySSSID == "":
-		return E(ErrInvalid, "must provide the subject's `sssid`")
-	case bodySSSID != sssid:
-		return E(ErrConflict, "SSSID cannot be changed")
 	}
 	err = h.commit(ctx, p, DocSubject, h.clock(), func(now time.Time) (change, error) {
 		shown, stored, _, err := h.findSubject(ctx, sssid)

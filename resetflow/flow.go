@@ -29,9 +29,9 @@ const (
 
 // linkView is the JSON answer of GET /reset.
 type linkView struct {
-	Purpose  string    `json:"purpose"`
-	Username string    `json:"username"`
-	Expires  time.Time `json:"expires"`
+	Purpose  string `json:"purpose"`
+	Username string `json:"username"`
+	Expires  string `json:"expires"` // idm.FormatTime
 }
 
 // messageView is the JSON answer of POST /iforgot and POST /reset.
@@ -133,7 +133,7 @@ func (h *Handler) requestReset(ctx context.Context, username string) {
 		}
 		return
 	}
-	token, exp, err := h.issue(ctx, u, idm.User{}, PurposeReset, h.tokenTTL, ActionRequestReset)
+	token, _, exp, err := h.issue(ctx, u, idm.User{}, PurposeReset, h.tokenTTL, ActionRequestReset)
 	if err != nil {
 		h.log.ErrorContext(ctx, "resetflow: storing a reset token", "user", u.ID, "err", err)
 		return
@@ -146,26 +146,38 @@ func (h *Handler) requestReset(ctx context.Context, username string) {
 func requestKey(userID string) string { return "reset-request/" + userID }
 
 // issue writes the audit record, replaces u's tokens by a new one for
-// purpose and returns the token and its expiry.
-func (h *Handler) issue(ctx context.Context, u, actor idm.User, purpose string, ttl time.Duration, action string) (string, time.Time, error) {
+// purpose and returns the token, the time of the record and the token's
+// expiry.
+func (h *Handler) issue(ctx context.Context, u, actor idm.User, purpose string, ttl time.Duration, action string) (token string, issued, exp time.Time, err error) {
 	token, hash := newToken()
 	now := idm.Timestamp(h.now())
-	exp := idm.Timestamp(now.Add(ttl))
+	exp = idm.Timestamp(now.Add(ttl))
 	if err := h.audit(ctx, u, actor, now, action, map[string]any{"username": u.Username, "expires": exp}); err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, time.Time{}, err
 	}
-	err := h.store.DeleteResetTokens(ctx, u.ID)
+	err = h.store.DeleteResetTokens(ctx, u.ID)
 	if err == nil {
 		err = h.store.CreateResetToken(ctx, idm.ResetToken{
 			Hash: hash, UserID: u.ID, Purpose: purpose, Created: now, Expires: exp,
 		})
 	}
 	if err != nil {
-		_ = h.audit(context.WithoutCancel(ctx), u, actor, idm.Timestamp(h.now()), action+ActionFailedSuffix, map[string]any{"username": u.Username})
-		return "", time.Time{}, fmt.Errorf("resetflow: storing a %s token for %s: %w", purpose, u.ID, err)
+		_ = h.audit(context.WithoutCancel(ctx), u, actor, h.after(now), action+ActionFailedSuffix, map[string]any{"username": u.Username})
+		return "", time.Time{}, time.Time{}, fmt.Errorf("resetflow: storing a %s token for %s: %w", purpose, u.ID, err)
 	}
 	h.onEvent(EventIssued)
-	return token, exp, nil
+	return token, now, exp, nil
+}
+
+// after returns the current time as stores keep it, but strictly after t,
+// so that a record that follows another (a compensating one) sorts after
+// it even when the clock has not moved on.
+func (h *Handler) after(t time.Time) time.Time {
+	now := idm.Timestamp(h.now())
+	if !now.After(t) {
+		now = t.Add(time.Millisecond)
+	}
+	return now
 }
 
 // audit appends one record about user u made by actor (zero for an
@@ -238,7 +250,7 @@ func (h *Handler) getReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantsJSON(r) {
-		idm.WriteData(w, http.StatusOK, linkView{Purpose: t.Purpose, Username: u.Username, Expires: t.Expires})
+		idm.WriteData(w, http.StatusOK, linkView{Purpose: t.Purpose, Username: u.Username, Expires: idm.FormatTime(t.Expires)})
 		return
 	}
 	h.page(w, r, http.StatusOK, PageReset, h.resetForm(key, t, u))
@@ -445,16 +457,20 @@ func (h *Handler) Invite(ctx context.Context, u idm.User) error {
 	if p, ok := idm.PrincipalFrom(ctx); ok {
 		actor = idm.User{ID: p.UserID, Username: p.Username}
 	}
-	token, exp, err := h.issue(ctx, u, actor, PurposeInvite, h.inviteTTL, ActionInvite)
+	token, issued, exp, err := h.issue(ctx, u, actor, PurposeInvite, h.inviteTTL, ActionInvite)
 	if err != nil {
 		return err
 	}
 	mctx, cancel := context.WithTimeout(ctx, h.jobTimeout)
 	defer cancel()
 	if err := h.sendMail(mctx, mailInvite, u, MailData{Link: h.link(token), ValidFor: humanDuration(h.inviteTTL), Expires: exp}); err != nil {
-		if derr := h.store.DeleteResetTokens(context.WithoutCancel(ctx), u.ID); derr != nil {
+		// The invitation's record is written: remove the link and say in
+		// the trail that it did not go out, even if ctx has ended.
+		dctx := context.WithoutCancel(ctx)
+		if derr := h.store.DeleteResetTokens(dctx, u.ID); derr != nil {
 			h.log.ErrorContext(ctx, "resetflow: removing an invitation that could not be sent", "user", u.ID, "err", derr)
 		}
+		_ = h.audit(dctx, u, actor, h.after(issued), ActionInvite+ActionFailedSuffix, map[string]any{"username": u.Username})
 		return fmt.Errorf("resetflow: sending the invitation to user %s: %w", u.ID, err)
 	}
 	return nil

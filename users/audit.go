@@ -27,6 +27,12 @@ const (
 	ActionEnable         = "enable"
 	ActionChangePassword = "change password"
 	ActionUnlock         = "unlock"
+	// ActionWrongPassword records a refused password change: the
+	// current_password was wrong (the failure counts towards the account's
+	// login throttling). ActionPasswordThrottled records one refused
+	// unchecked because the account is throttled.
+	ActionWrongPassword     = "change password refused: wrong current password"
+	ActionPasswordThrottled = "change password refused: too many failed attempts"
 
 	ActionFailedSuffix = " failed"
 	ActionUndoneSuffix = " undone"

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
@@ -23,6 +24,7 @@ const (
 	msgLastAdmin = "this would leave no enabled admin: the last admin cannot be deleted, disabled or lose the admin role"
 	msgNotFound  = "user not found"
 	msgBusy      = "the user was changed by another request at the same time; try again"
+	msgThrottled = "too many failed password attempts; try again later"
 )
 
 // createInput is the body of POST /user.
@@ -419,6 +421,11 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, actor idm.U
 		return
 	}
 	u, err := h.update(r.Context(), actor, id, in)
+	var throttled *throttledError
+	if errors.As(err, &throttled) {
+		auth.WriteTooMany(w, r, throttled.retryAfter, msgThrottled)
+		return
+	}
 	if err != nil {
 		idm.WriteError(w, r, h.log, err)
 		return
@@ -455,12 +462,8 @@ func (h *Handler) update(ctx context.Context, actor idm.User, id string, in upda
 		}
 		switch {
 		case in.CurrentPassword != nil:
-			ok, _, err := h.passwords.Verify(ctx, target.PasswordHash, *in.CurrentPassword)
-			if err != nil {
-				return idm.User{}, fmt.Errorf("users: verifying the current password: %w", err)
-			}
-			if !ok {
-				return idm.User{}, idm.E(idm.ErrForbidden, "current_password is not correct")
+			if err := h.checkCurrentPassword(ctx, actor, target, *in.CurrentPassword); err != nil {
+				return idm.User{}, err
 			}
 		case !actor.Admin:
 			return idm.User{}, idm.E(idm.ErrInvalid, "current_password is required to change your password")
@@ -473,6 +476,77 @@ func (h *Handler) update(ctx context.Context, actor idm.User, id string, in upda
 		return idm.User{}, idm.E(idm.ErrInvalid, "current_password is only used together with password")
 	}
 	return h.apply(ctx, actor, target.ID, in, hash)
+}
+
+// throttledError answers a password check of a throttled account: a 429
+// whose Retry-After is the rest of the account's failure window.
+type throttledError struct {
+	retryAfter time.Duration
+}
+
+func (e *throttledError) Error() string { return msgThrottled }
+
+// Unwrap makes the error a 429 for idm.StatusOf.
+func (e *throttledError) Unwrap() error { return idm.E(idm.ErrTooMany, msgThrottled) }
+
+// checkCurrentPassword verifies the current_password that actor gave to
+// change target's password, under the brute-force limits of POST /auth and
+// in the same store counter (key auth.LoginKey of the username): a
+// throttled account gets a 429 before any hashing; a wrong password counts
+// one failure, is audited and gets a 403; the right one clears the counter,
+// as a successful login does.
+func (h *Handler) checkCurrentPassword(ctx context.Context, actor, target idm.User, password string) error {
+	key := auth.LoginKey(target.Username)
+	if err := h.checkThrottle(ctx, actor, target, key); err != nil {
+		return err
+	}
+	ok, _, err := h.passwords.Verify(ctx, target.PasswordHash, password)
+	if err != nil {
+		return fmt.Errorf("users: verifying the current password: %w", err)
+	}
+	if !ok {
+		// Count and record the failure even if the client has gone: an
+		// attempt must not escape the limit by hanging up.
+		dctx := context.WithoutCancel(ctx)
+		lf, err := h.store.RecordLoginFailure(dctx, key, h.now(), h.window)
+		if err != nil {
+			return fmt.Errorf("users: counting a wrong current password of %s: %w", target.ID, err)
+		}
+		if _, err := h.audit(dctx, actor, target, h.timestamp(), change{action: ActionWrongPassword,
+			new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
+			h.log.ErrorContext(ctx, "users: auditing a wrong current password", "user", target.ID, "err", err)
+		}
+		return idm.E(idm.ErrForbidden, "current_password is not correct")
+	}
+	// Failures counted while this check waited for its hash count too, as
+	// at POST /auth.
+	if err := h.checkThrottle(ctx, actor, target, key); err != nil {
+		return err
+	}
+	if err := h.store.ResetLoginFailures(ctx, key); err != nil {
+		return fmt.Errorf("users: clearing the login failures of %s: %w", target.ID, err)
+	}
+	return nil
+}
+
+// checkThrottle returns a *throttledError, and audits the refusal, when the
+// account key has had too many failures within the window.
+func (h *Handler) checkThrottle(ctx context.Context, actor, target idm.User, key string) error {
+	lf, err := h.store.LoginFailures(ctx, key)
+	if err != nil {
+		return fmt.Errorf("users: reading the login failures of %s: %w", target.ID, err)
+	}
+	now := h.now()
+	end := lf.Since.Add(h.window)
+	if lf.Count < h.maxFails || !now.Before(end) {
+		return nil
+	}
+	if _, err := h.audit(context.WithoutCancel(ctx), actor, target, h.timestamp(), change{action: ActionPasswordThrottled,
+		new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
+		h.log.ErrorContext(ctx, "users: auditing a throttled password change", "user", target.ID, "err", err)
+	}
+	h.log.InfoContext(ctx, "users: password change throttled", "user", target.ID)
+	return &throttledError{retryAfter: end.Sub(now)}
 }
 
 // apply makes the changes of a validated PUT to the user with the given ID:

@@ -382,7 +382,7 @@ func TestUpdateUser(t *testing.T) {
 				if status, _ := f.login("staff@example.org", testPassword); status != http.StatusOK {
 					t.Errorf("the password changed: %d", status)
 				}
-				checkActions(t, f, f.staff.user.ID)
+				checkActions(t, f, f.staff.user.ID, users.ActionWrongPassword)
 			}},
 		{name: "self without current password", req: put(staffID, asStaff, map[string]any{"password": newPassword}), want: 400, msg: "current_password is required"},
 		{name: "current password alone", req: put(staffID, asStaff, map[string]any{"current_password": testPassword}), want: 400, msg: "only used together"},

@@ -30,6 +30,9 @@ type Store interface {
 	LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error)
 	// ResetLoginFailures clears the login-failure counter of an account.
 	ResetLoginFailures(ctx context.Context, key string) error
+	// RecordLoginFailure counts one failed password check of an account
+	// (see [idm.MetaStore]); the counter is the one POST /auth keeps.
+	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
 	// DeleteResetTokens removes all password-reset tokens of a user.
 	DeleteResetTokens(ctx context.Context, userID string) error
 }
@@ -100,6 +103,14 @@ type Config struct {
 	TrustedOrigins []string
 	// MaxBodyBytes limits request bodies: 0 means idm.DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxFailures wrong current passwords (PUT /user/{id} with
+	// current_password) within FailureWindow throttle further password
+	// checks of that account until the window ends; they count in the same
+	// store counter as failed logins at POST /auth (key auth.LoginKey of
+	// the username), so set them as auth.Config's. 0 means
+	// auth.DefaultMaxFailures (5) and auth.DefaultFailureWindow (15 min).
+	MaxFailures   int
+	FailureWindow time.Duration
 	// Now returns the current time: nil means time.Now.
 	Now func() time.Time
 	// Logger receives server errors and notable events: nil discards them.
@@ -116,6 +127,8 @@ type Handler struct {
 	notifier  Notifier
 	limiter   AddressLimiter
 	maxBody   int64
+	maxFails  int
+	window    time.Duration
 	now       func() time.Time
 	log       *slog.Logger
 
@@ -148,6 +161,10 @@ func New(c Config) (*Handler, error) {
 		return nil, errors.New("users: Config.Require (the staff-token middleware) is required")
 	case c.MaxBodyBytes < 0:
 		return nil, fmt.Errorf("users: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
+	case c.MaxFailures < 0:
+		return nil, fmt.Errorf("users: Config.MaxFailures %d is negative", c.MaxFailures)
+	case c.FailureWindow < 0:
+		return nil, fmt.Errorf("users: Config.FailureWindow %v is negative", c.FailureWindow)
 	}
 	h := &Handler{
 		store:     c.Store,
@@ -157,6 +174,8 @@ func New(c Config) (*Handler, error) {
 		notifier:  c.Notifier,
 		limiter:   c.InitLimiter,
 		maxBody:   c.MaxBodyBytes,
+		maxFails:  c.MaxFailures,
+		window:    c.FailureWindow,
 		now:       c.Now,
 		log:       c.Logger,
 		cop:       http.NewCrossOriginProtection(),
@@ -164,6 +183,12 @@ func New(c Config) (*Handler, error) {
 	}
 	if h.maxBody == 0 {
 		h.maxBody = idm.DefaultMaxBodyBytes
+	}
+	if h.maxFails == 0 {
+		h.maxFails = auth.DefaultMaxFailures
+	}
+	if h.window == 0 {
+		h.window = auth.DefaultFailureWindow
 	}
 	if h.now == nil {
 		h.now = time.Now

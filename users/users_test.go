@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm/memstore"
@@ -30,6 +31,9 @@ func TestNewConfig(t *testing.T) {
 		{"no passwords", func(c *users.Config) { c.Passwords = nil }, "Passwords"},
 		{"no require", func(c *users.Config) { c.Require = nil }, "Require"},
 		{"negative body limit", func(c *users.Config) { c.MaxBodyBytes = -1 }, "MaxBodyBytes"},
+		{"throttling", func(c *users.Config) { c.MaxFailures, c.FailureWindow = 3, time.Minute }, ""},
+		{"negative max failures", func(c *users.Config) { c.MaxFailures = -1 }, "MaxFailures"},
+		{"negative failure window", func(c *users.Config) { c.FailureWindow = -time.Second }, "FailureWindow"},
 		{"bad trusted origin", func(c *users.Config) { c.TrustedOrigins = []string{"idm.example.org/path"} }, "trusted origin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
