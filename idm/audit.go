@@ -29,7 +29,7 @@ type auditDoc struct {
 
 func newAuditDoc(e AuditEvent) auditDoc {
 	d := auditDoc{
-		ID: e.ID, Datetime: formatTime(e.Time), DocType: e.DocType, Document: e.Document,
+		ID: e.ID, Datetime: FormatTime(e.Time), DocType: e.DocType, Document: e.Document,
 		ActorID: e.ActorID, Actor: e.Actor, Action: e.Action,
 	}
 	// A value that is not valid JSON (from elsewhere) would break the
@@ -66,7 +66,7 @@ func (h *Handler) subjectAudits(w http.ResponseWriter, r *http.Request, _ *Princ
 		if e.DocType == DocLink {
 			action = "[Link] " + action
 		}
-		out = append(out, subjectAuditDoc{Datetime: formatTime(e.Time), Action: action, Actor: e.Actor})
+		out = append(out, subjectAuditDoc{Datetime: FormatTime(e.Time), Action: action, Actor: e.Actor})
 	}
 	WriteData(w, http.StatusOK, out)
 	return nil

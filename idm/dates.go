@@ -75,6 +75,3 @@ const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 func FormatTime(t time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
-
-// formatTime is [FormatTime], for this package's callers.
-func formatTime(t time.Time) string { return FormatTime(t) }

@@ -70,7 +70,7 @@ func (h *Handler) establish(w http.ResponseWriter, r *http.Request) error {
 	if system != "" {
 		nv.addString("linked_system", system)
 	}
-	nv.addString("linked_on", formatTime(now))
+	nv.addString("linked_on", FormatTime(now))
 	e := newAudit(nil, DocLink, l.ID, "link to "+value, now, nil, nv.bytes())
 	// EstablishLink is atomic and raises the link's revision, so a revoke
 	// or PUT /link that read the link before cannot undo this establish:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -115,6 +116,11 @@ func UnmarshalJSON(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return E(ErrInvalid, "request body is empty")
 	}
+	if _, raw := dst.(*json.RawMessage); !raw && bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		// encoding/json leaves a struct untouched for null: refuse it
+		// rather than act on an empty request.
+		return E(ErrInvalid, "the request body must be a JSON object, not null")
+	}
 	if !utf8.Valid(body) {
 		return E(ErrInvalid, "request body is not valid UTF-8")
 	}
@@ -151,7 +157,11 @@ func jsonError(err error) error {
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no typed error for unknown fields; its text is
 		// stable and documented ("json: unknown field \"x\"").
-		return Wrap(ErrInvalid, "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "), err)
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if unq, uerr := strconv.Unquote(name); uerr == nil {
+			name = strconv.Quote(clip(unq)) // a client's key is echoed only in part
+		}
+		return Wrap(ErrInvalid, "unknown field "+name, err)
 	default:
 		return Wrap(ErrInvalid, "malformed JSON", err)
 	}

@@ -21,26 +21,26 @@ const (
 // linkDoc is the API's JSON form of a [Link]; keys appear only when set, and
 // the JWT and its hash never.
 type linkDoc struct {
-	ID           string    `json:"_id"`
-	Sub          string    `json:"sub,omitempty"`
-	Iss          string    `json:"iss,omitempty"`
-	Aud          string    `json:"aud,omitempty"`
-	Algorithm    string    `json:"algorithm,omitempty"`
-	Created      time.Time `json:"created,omitzero"`
-	Changed      time.Time `json:"changed,omitzero"`
-	Exp          int64     `json:"exp,omitempty"`
-	LinkedTo     string    `json:"linked_to,omitempty"`
-	LinkedSystem string    `json:"linked_system,omitempty"`
-	LinkedOn     time.Time `json:"linked_on,omitzero"`
-	WithdrawnOn  string    `json:"withdrawn_on,omitempty"`
+	ID           string `json:"_id"`
+	Sub          string `json:"sub,omitempty"`
+	Iss          string `json:"iss,omitempty"`
+	Aud          string `json:"aud,omitempty"`
+	Algorithm    string `json:"algorithm,omitempty"`
+	Created      string `json:"created,omitempty"`
+	Changed      string `json:"changed,omitempty"`
+	Exp          int64  `json:"exp,omitempty"`
+	LinkedTo     string `json:"linked_to,omitempty"`
+	LinkedSystem string `json:"linked_system,omitempty"`
+	LinkedOn     string `json:"linked_on,omitempty"`
+	WithdrawnOn  string `json:"withdrawn_on,omitempty"`
 }
 
 func newLinkDoc(l Link) linkDoc {
-	utc := func(t time.Time) time.Time {
+	utc := func(t time.Time) string {
 		if t.IsZero() {
-			return t
+			return ""
 		}
-		return t.UTC()
+		return FormatTime(t)
 	}
 	return linkDoc{
 		ID: l.ID, Sub: l.SSSID, Iss: l.Issuer, Aud: l.Audience, Algorithm: l.Algorithm,
@@ -319,7 +319,7 @@ func (h *Handler) revokeLink(w http.ResponseWriter, r *http.Request, p *Principa
 			return change{}, nil
 		}
 		var nv orderedJSON
-		nv.addString("revoked", formatTime(now))
+		nv.addString("revoked", FormatTime(now))
 		next := l
 		next.Revoked, next.Changed = now, now
 		return change{

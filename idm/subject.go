@@ -202,10 +202,10 @@ func (s subjectDoc) MarshalJSON() ([]byte, error) {
 		}
 	}
 	if !s.Created.IsZero() {
-		o.addString(keyCreated, formatTime(s.Created))
+		o.addString(keyCreated, FormatTime(s.Created))
 	}
 	if !s.Changed.IsZero() {
-		o.addString(keyChanged, formatTime(s.Changed))
+		o.addString(keyChanged, FormatTime(s.Changed))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
 		// Keys a store may hold from elsewhere (a migration) that clash with
@@ -249,9 +249,9 @@ func deriveDates(s Subject, links []Link) Subject {
 			}
 		case !l.LinkedOn.IsZero():
 			if s.DateEnrolled == "" {
-				s.DateEnrolled = formatTime(l.LinkedOn)
+				s.DateEnrolled = FormatTime(l.LinkedOn)
 			} else if cur, err := ParseDate(s.DateEnrolled); err == nil && l.LinkedOn.Before(cur) {
-				s.DateEnrolled = formatTime(l.LinkedOn)
+				s.DateEnrolled = FormatTime(l.LinkedOn)
 			}
 		}
 	}

@@ -171,7 +171,10 @@ func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (i
 			// A user nobody can log in as is of no use: take it back, so
 			// the admin can simply try again.
 			h.undoCreate(ctx, actor, u, err)
-			return idm.User{}, fmt.Errorf("users: inviting %q: %w", username, err)
+			// The mail server is a dependency: its failure is an outage
+			// (503, try again later), not a fault of this service.
+			return idm.User{}, idm.Wrap(idm.ErrUnavailable, "the invitation could not be sent; try again later",
+				fmt.Errorf("users: inviting %q: %w", username, err))
 		}
 	}
 	return u, nil

@@ -146,7 +146,7 @@ func TestCreateUser(t *testing.T) {
 			r.fail = errors.New("smtp down")
 			c.Inviter = r
 		}},
-			req: post(map[string]any{"username": "invitee@example.org"}), want: 500, msg: "internal error",
+			req: post(map[string]any{"username": "invitee@example.org"}), want: 503, msg: "service unavailable",
 			check: func(t *testing.T, f *fixture, res response) {
 				u, ok := f.userByName("invitee@example.org")
 				if ok {

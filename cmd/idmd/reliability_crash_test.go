@@ -97,6 +97,13 @@ func crashLoop(t *testing.T, env []string) *ledger {
 			wg.Go(func() { userWriter(ctx, c, p.url, token, fmt.Sprintf("r%d-w%d", round, w), l) })
 		}
 		time.Sleep(delay)
+		// Kill mid-load: once writes of this round are being acknowledged.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if n, _, _, _ := l.counts(); n > before {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "round %d: no write acknowledged within 5 s", round)
+		}
 		require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 		require.Equal(t, -1, p.wait(10*time.Second), "idmd was not killed by the signal")
 		wg.Wait()
@@ -105,7 +112,7 @@ func crashLoop(t *testing.T, env []string) *ledger {
 		p = start(t, env) // the store opens cleanly after the kill
 		checked, landed := checkOverHTTP(t, p.url, token, l)
 		subjects, users, emails, unknown := l.counts()
-		t.Logf("round %d: SIGKILL after %v of load (%d subjects created this round); restarted; %d acknowledged writes checked "+
+		t.Logf("round %d: SIGKILL after at least %v of load (%d subjects created this round); restarted; %d acknowledged writes checked "+
 			"(%d subjects, %d subject updates, %d users); %d writes unanswered so far, %d of them stored",
 			round, delay.Round(time.Millisecond), subjects-before, checked, subjects, emails, users, unknown, landed)
 	}

@@ -142,6 +142,7 @@ func TestStoreOutageMongo(t *testing.T) {
 	var (
 		failFast  []time.Duration // requests wholly inside the outage
 		readyDown time.Duration   // first /readyz 503 after the stop
+		readyMax  time.Duration   // slowest /readyz 503 wholly inside the outage
 		counts    = map[string]map[int]int{}
 	)
 	for _, s := range samples {
@@ -166,8 +167,11 @@ func TestStoreOutageMongo(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, env.Error.Status)
 		if s.begin.After(down) && s.end.Before(upBegin) {
 			failFast = append(failFast, d)
-			if s.op == "GET /readyz" && (readyDown == 0 || s.end.Sub(down) < readyDown) {
-				readyDown = s.end.Sub(down)
+			if s.op == "GET /readyz" {
+				if readyDown == 0 || s.end.Sub(down) < readyDown {
+					readyDown = s.end.Sub(down)
+				}
+				readyMax = max(readyMax, d)
 			}
 		}
 		require.False(t, s.begin.After(down) && s.end.Before(upBegin) && s.status/100 == 2,
@@ -186,10 +190,10 @@ func TestStoreOutageMongo(t *testing.T) {
 	require.NoError(t, err)
 	defer store.Close()
 	n := checkStore(t, store, l)
-	t.Logf("outage of %v: %d requests failed with 503 wholly inside it, latency median %v, max %v (bound %v); "+
-		"/readyz 503 %v after the stop; back: first write %v, /readyz %v after the database returned; "+
+	t.Logf("outage of %v (stopping the database took %v): %d requests failed with 503 wholly inside it, latency median %v, max %v (bound %v); "+
+		"first /readyz 503 %v after the stop, each /readyz 503 within %v; back: first write %v, /readyz %v after the database returned; "+
 		"answers by route and status %v; %d acknowledged writes checked over HTTP, %d in the store, %d unanswered (%d stored)",
-		upBegin.Sub(downBegin).Round(time.Millisecond), len(failFast), failFast[len(failFast)/2].Round(time.Millisecond),
-		failFast[len(failFast)-1].Round(time.Millisecond), outageFailFast, readyDown.Round(time.Millisecond),
+		upBegin.Sub(downBegin).Round(time.Millisecond), down.Sub(downBegin).Round(time.Millisecond), len(failFast), failFast[len(failFast)/2].Round(time.Millisecond),
+		failFast[len(failFast)-1].Round(time.Millisecond), outageFailFast, readyDown.Round(time.Millisecond), readyMax.Round(time.Millisecond),
 		writeBack.Round(time.Millisecond), readyBack.Round(time.Millisecond), counts, checked, n, len(l.unknown), landed)
 }
