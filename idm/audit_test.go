@@ -13,8 +13,10 @@ import (
 // TestListAudits checks GET /audit for admins: every record (other
 // document types too), oldest first, filtered by actor (username or ID)
 // and time, paged, with a total and the old/new values.
-func TestListAudits(t *testing.T) {
-	env := newTestEnv(t)
+func TestListAudits(t *testing.T) { onEachStore(t, testListAudits) }
+
+func testListAudits(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	mid := env.clock.Now()
 	env.do(t, "PUT", "/subject/S-1", `{"sssid": "S-1", "name": "Alicia"}`, "Authorization", "JWT "+adminToken)

@@ -31,7 +31,7 @@ func testAuth() fakeAuth {
 	}
 }
 
-// testEnv is the API handler on a fresh memstore, served over real HTTP.
+// testEnv is the API handler on a store, served over real HTTP.
 type testEnv struct {
 	store  idm.Store
 	clock  *testClock
@@ -39,10 +39,18 @@ type testEnv struct {
 	srv    *httptest.Server
 }
 
+// newTestEnv returns the API handler on a fresh memstore; configure may
+// change the handler's configuration.
 func newTestEnv(t testing.TB, configure ...func(*idm.Config)) *testEnv {
 	t.Helper()
+	return newTestEnvOn(t, memstore.New(), configure...)
+}
+
+// newTestEnvOn returns the API handler on store.
+func newTestEnvOn(t testing.TB, store idm.Store, configure ...func(*idm.Config)) *testEnv {
+	t.Helper()
 	e := &testEnv{
-		store:  memstore.New(),
+		store:  store,
 		clock:  newTestClock(),
 		tokens: &hmacLinkTokens{secret: []byte("a test secret of at least 32 bytes!!"), issuer: linkIssuer, audience: linkIssuer},
 	}
@@ -227,4 +235,32 @@ func (f fixture) expand(s string) string {
 		pairs = append(pairs, "{jwt:"+name+"}", tok)
 	}
 	return strings.NewReplacer(pairs...).Replace(s)
+}
+
+// state returns the store's subjects, links and audit records as JSON, to
+// tell whether a request changed anything.
+func (e *testEnv) state(t testing.TB) string {
+	t.Helper()
+	ctx := t.Context()
+	subjects, _, err := e.store.ListSubjects(ctx, idm.SubjectFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sssids := make([]string, len(subjects))
+	for i, s := range subjects {
+		sssids[i] = s.SSSID
+	}
+	links, err := e.store.LinksForSubjects(ctx, sssids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audits, _, err := e.store.ListAudits(ctx, idm.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(map[string]any{"subjects": subjects, "links": links, "audits": audits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

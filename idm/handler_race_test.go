@@ -58,12 +58,12 @@ func (s *hookStore) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 	return s.Store.UpdateSubject(ctx, sub)
 }
 
-// newHookEnv returns a test environment whose handler uses a hookStore over
-// the environment's store.
-func newHookEnv(t *testing.T) (*testEnv, *hookStore) {
+// newHookEnv returns a test environment on store whose handler uses a
+// hookStore over it.
+func newHookEnv(t *testing.T, store idm.Store) (*testEnv, *hookStore) {
 	t.Helper()
 	var hs *hookStore
-	env := newTestEnv(t, func(c *idm.Config) {
+	env := newTestEnvOn(t, store, func(c *idm.Config) {
 		hs = &hookStore{Store: c.Store.(idm.Store)}
 		c.Store = hs
 	})
@@ -106,8 +106,10 @@ const consentedAlice = `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", 
 // after an establish that it did not see never undoes it: the revoke
 // answers 409, the establish stays (it was acknowledged with 204), and the
 // trail says that the revoke failed.
-func TestRevokeRacingEstablish(t *testing.T) {
-	env, hs := newHookEnv(t)
+func TestRevokeRacingEstablish(t *testing.T) { onEachStore(t, testRevokeRacingEstablish) }
+
+func testRevokeRacingEstablish(t *testing.T, newStore newStoreFunc) {
+	env, hs := newHookEnv(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", consentedAlice)
 	jti := env.createLink(t, "S-1")
 	tok := env.mint(t, jti)
@@ -142,7 +144,11 @@ func TestRevokeRacingEstablish(t *testing.T) {
 // same links at the same time: exactly one of each pair succeeds, and what
 // was acknowledged is what is stored.
 func TestRevokeAndEstablishConcurrently(t *testing.T) {
-	env := newTestEnv(t)
+	onEachStore(t, testRevokeAndEstablishConcurrently)
+}
+
+func testRevokeAndEstablishConcurrently(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", consentedAlice)
 	const n = 20
 	jtis, toks := make([]string, n), make([]string, n)
@@ -182,7 +188,9 @@ func TestRevokeAndEstablishConcurrently(t *testing.T) {
 // that still applies is written on top of the fresh record (nothing is
 // lost, and the trail shows one record for it), one that no longer applies
 // gets its 409 and a compensating record.
-func TestReadModifyWriteRetries(t *testing.T) {
+func TestReadModifyWriteRetries(t *testing.T) { onEachStore(t, testReadModifyWriteRetries) }
+
+func testReadModifyWriteRetries(t *testing.T, newStore newStoreFunc) {
 	tests := []struct {
 		name string
 		// hook is the concurrent change, armed before method.
@@ -307,7 +315,7 @@ func TestReadModifyWriteRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env, hs := newHookEnv(t)
+			env, hs := newHookEnv(t, newStore(t))
 			env.must(t, http.StatusCreated, "POST", "/subject", consentedAlice)
 			jti := env.createLink(t, "S-1")
 			tok := env.mint(t, jti)
@@ -352,8 +360,10 @@ func inOrder(all, want []string) bool {
 // TestRetriesAreBounded checks that a change that keeps losing to
 // concurrent changes gives up after a few writes with a 409 and a
 // compensating record, and changes nothing.
-func TestRetriesAreBounded(t *testing.T) {
-	env, hs := newHookEnv(t)
+func TestRetriesAreBounded(t *testing.T) { onEachStore(t, testRetriesAreBounded) }
+
+func testRetriesAreBounded(t *testing.T, newStore newStoreFunc) {
+	env, hs := newHookEnv(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", consentedAlice)
 	jti := env.createLink(t, "S-1")
 	hs.always = true

@@ -11,16 +11,14 @@ import (
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
-	"github.com/c3-pro/idm/idm/memstore"
 )
 
 // newAuthEnv serves package auth's routes and the IDM API on one mux, over
-// a memstore with one staff user, the way idmd wires them. It returns the
+// store with one staff user added, the way idmd wires them. It returns the
 // environment and the user's password.
-func newAuthEnv(t testing.TB) (*testEnv, string) {
+func newAuthEnv(t testing.TB, store idm.Store) (*testEnv, string) {
 	t.Helper()
 	ctx := t.Context()
-	store := memstore.New()
 	clock := newTestClock()
 	pw, err := auth.NewPasswords(auth.PasswordConfig{Cost: 4}) // bcrypt.MinCost: the cost is not under test
 	if err != nil {
@@ -63,8 +61,10 @@ func newAuthEnv(t testing.TB) (*testEnv, string) {
 // real auth package: log in, create subjects, page and sort, update,
 // consent, create a link, fetch its JWT, establish as the app does, read
 // the audit trail; and the app-side failures.
-func TestScenario(t *testing.T) {
-	env, password := newAuthEnv(t)
+func TestScenario(t *testing.T) { onEachStore(t, testScenario) }
+
+func testScenario(t *testing.T, newStore newStoreFunc) {
+	env, password := newAuthEnv(t, newStore(t))
 	login := func(t *testing.T) string {
 		t.Helper()
 		r := env.do(t, "POST", "/auth", `{"username": "Staff@Example.org", "password": "`+password+`"}`)

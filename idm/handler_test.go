@@ -17,21 +17,15 @@ func sha256Hex(s string) string {
 }
 
 // TestAPI checks the status and message of every endpoint's answers in
-// API.md, each on a fresh store seeded with the same fixture.
+// API.md over real HTTP, on every store kind (memstore, boltstore and
+// mongostore on a MongoDB-wire server), each case on a store seeded with the
+// same fixture.
 func TestAPI(t *testing.T) {
 	long := func(n int) string { return strings.Repeat("x", n) }
 	bigExtra := `{"sssid": "S-9", "name": "N", "bday": "2000-01-01", "notes": "` + long(4000) + `", "more": "` + long(4000) +
 		`", "even_more": "` + long(4000) + `", "most": "` + long(4000) + `", "too_much": "` + long(1000) + `"}`
 	deep := strings.Repeat("[", 40) + strings.Repeat("]", 40)
-	tests := []struct {
-		name           string
-		method, target string
-		body           string
-		principal      string // "staff", "admin" or "" for none
-		header         []string
-		want           int
-		wantMessage    string
-	}{
+	tests := []apiCase{
 		// Everywhere.
 		{name: "NoToken", method: "GET", target: "/subject", want: 401, wantMessage: "Authorization Required"},
 		{name: "BadToken", method: "GET", target: "/subject", header: []string{"Authorization", "JWT nope"}, want: 401, wantMessage: "Invalid token"},
@@ -177,42 +171,91 @@ func TestAPI(t *testing.T) {
 		{name: "AuditsBadSince", method: "GET", target: "/audit?since=yesterday", principal: "admin", want: 400, wantMessage: `query parameter "since" must be an RFC 3339 date or date-time, not "yesterday"`},
 		{name: "AuditsBadPerPage", method: "GET", target: "/audit?perpage=5000", principal: "admin", want: 400, wantMessage: `query parameter "perpage" must be an integer from 1 to 1000, not "5000"`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			env := newTestEnv(t)
-			fx := env.seed(t)
-			headers := append([]string(nil), tt.header...)
-			switch tt.principal {
-			case "staff":
-				headers = append(headers, "Authorization", "JWT "+staffToken)
-			case "admin":
-				headers = append(headers, "Authorization", "JWT "+adminToken)
+	run := func(t *testing.T, env *testEnv, fx fixture, tt apiCase) {
+		t.Helper()
+		headers := append([]string(nil), tt.header...)
+		switch tt.principal {
+		case "staff":
+			headers = append(headers, "Authorization", "JWT "+staffToken)
+		case "admin":
+			headers = append(headers, "Authorization", "JWT "+adminToken)
+		}
+		for i := range headers {
+			headers[i] = fx.expand(headers[i])
+		}
+		r := env.do(t, tt.method, fx.expand(tt.target), fx.expand(tt.body), headers...)
+		if r.status != tt.want {
+			t.Fatalf("status %d, want %d; body %.300s", r.status, tt.want, r.body)
+		}
+		if tt.wantMessage != "" || r.status >= 400 {
+			if got := r.message(); got != tt.wantMessage {
+				t.Errorf("message %q, want %q", got, tt.wantMessage)
 			}
-			for i := range headers {
-				headers[i] = fx.expand(headers[i])
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
 			}
-			r := env.do(t, tt.method, fx.expand(tt.target), fx.expand(tt.body), headers...)
-			if r.status != tt.want {
-				t.Fatalf("status %d, want %d; body %.300s", r.status, tt.want, r.body)
-			}
-			if tt.wantMessage != "" || r.status >= 400 {
-				if got := r.message(); got != tt.wantMessage {
-					t.Errorf("message %q, want %q", got, tt.wantMessage)
-				}
-				if ct := r.header.Get("Content-Type"); ct != "application/json" {
-					t.Errorf("Content-Type %q, want application/json", ct)
-				}
-			}
-			switch {
-			case r.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "":
-				t.Error("401 without WWW-Authenticate")
-			case r.status == http.StatusMethodNotAllowed && r.header.Get("Allow") == "":
-				t.Error("405 without Allow")
-			case r.status == http.StatusNoContent && len(r.body) != 0:
-				t.Errorf("204 with a body: %s", r.body)
-			}
-		})
+		}
+		switch {
+		case r.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "":
+			t.Error("401 without WWW-Authenticate")
+		case r.status == http.StatusMethodNotAllowed && r.header.Get("Allow") == "":
+			t.Error("405 without Allow")
+		case r.status == http.StatusNoContent && len(r.body) != 0:
+			t.Errorf("204 with a body: %s", r.body)
+		}
 	}
+	onEachStore(t, func(t *testing.T, newStore newStoreFunc) {
+		// Cases that must change nothing (every error answer, and reads)
+		// share one seeded store, which is checked after each of them: a
+		// case that changed it fails, and the next ones get a freshly
+		// seeded store. Every other case gets a fresh store of its own.
+		// Seeding a store on a MongoDB-wire server takes a while.
+		seeded := func() (*testEnv, fixture, string) {
+			env := newTestEnvOn(t, newStore(t))
+			fx := env.seed(t)
+			return env, fx, env.state(t)
+		}
+		shared, sharedFx, state := seeded()
+		for _, tt := range tests {
+			if !tt.changesNothing() {
+				t.Run(tt.name, func(t *testing.T) {
+					env := newTestEnvOn(t, newStore(t))
+					run(t, env, env.seed(t), tt)
+				})
+				continue
+			}
+			changed := false
+			t.Run(tt.name, func(t *testing.T) {
+				defer func() {
+					if after := shared.state(t); after != state {
+						changed = true
+						t.Errorf("the request changed the stored data, which a %d answer must not:\nbefore %s\nafter  %s", tt.want, state, after)
+					}
+				}()
+				run(t, shared, sharedFx, tt)
+			})
+			if changed {
+				shared, sharedFx, state = seeded()
+			}
+		}
+	})
+}
+
+// apiCase is a case of [TestAPI]: a request and the answer it must get.
+type apiCase struct {
+	name           string
+	method, target string
+	body           string
+	principal      string   // "staff", "admin" or "" for none
+	header         []string // name/value pairs
+	want           int
+	wantMessage    string
+}
+
+// changesNothing reports whether the case must leave the stored data as it
+// is: error answers, and reads (GETs other than the JWT mint).
+func (c apiCase) changesNothing() bool {
+	return c.want >= 400 || (c.method == "GET" && !strings.HasSuffix(c.target, "/jwt"))
 }
 
 // TestNewHandlerValidates checks that NewHandler refuses incomplete

@@ -19,8 +19,10 @@ import (
 // claims the mobile app reads, exp = now + LinkTTL stored on the link with
 // the token's hash, the same token while it is valid, a new one after it
 // expired, and one `create JWT` audit record per mint.
-func TestLinkJWT(t *testing.T) {
-	env := newTestEnv(t, func(c *idm.Config) { c.LinkTTL = 2 * time.Hour })
+func TestLinkJWT(t *testing.T) { onEachStore(t, testLinkJWT) }
+
+func testLinkJWT(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t), func(c *idm.Config) { c.LinkTTL = 2 * time.Hour })
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	jti := env.createLink(t, "S-1")
 
@@ -89,8 +91,10 @@ func TestLinkJWT(t *testing.T) {
 
 // TestLinkJWTConcurrent checks that concurrent first calls all answer with
 // the one token that was kept.
-func TestLinkJWTConcurrent(t *testing.T) {
-	env := newTestEnv(t)
+func TestLinkJWTConcurrent(t *testing.T) { onEachStore(t, testLinkJWTConcurrent) }
+
+func testLinkJWTConcurrent(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	jti := env.createLink(t, "S-1")
 	const n = 8
@@ -113,8 +117,10 @@ func TestLinkJWTConcurrent(t *testing.T) {
 
 // TestListLinks checks the link list: oldest first, revoked links left out,
 // [] when there are none.
-func TestListLinks(t *testing.T) {
-	env := newTestEnv(t)
+func TestListLinks(t *testing.T) { onEachStore(t, testListLinks) }
+
+func testListLinks(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	if r := env.must(t, http.StatusOK, "GET", "/subject/S-1/links", ""); string(r.body) != `{"data":[]}`+"\n" {
 		t.Errorf("no links: %s", r.body)
@@ -139,8 +145,10 @@ func TestListLinks(t *testing.T) {
 
 // TestEstablishConcurrent checks that of concurrent establishes of one
 // link exactly one succeeds and the others get 409.
-func TestEstablishConcurrent(t *testing.T) {
-	env := newTestEnv(t)
+func TestEstablishConcurrent(t *testing.T) { onEachStore(t, testEstablishConcurrent) }
+
+func testEstablishConcurrent(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	tok := env.mint(t, env.createLink(t, "S-1"))
 	const n = 10
@@ -168,8 +176,10 @@ func TestEstablishConcurrent(t *testing.T) {
 // TestEstablishAudit checks what an establish records: `link to <id>`
 // without an actor, the link bound to the first identifier, and the
 // subject's date_enrolled.
-func TestEstablishAudit(t *testing.T) {
-	env := newTestEnv(t)
+func TestEstablishAudit(t *testing.T) { onEachStore(t, testEstablishAudit) }
+
+func testEstablishAudit(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	jti := env.createLink(t, "S-1")
 	tok := env.mint(t, jti)
@@ -239,7 +249,9 @@ func (s failingStore) AppendAudit(ctx context.Context, e idm.AuditEvent) error {
 // audit record was written gets a compensating record, answers a generic
 // 500, and that a change whose audit record cannot be written does not
 // happen.
-func TestFailedChangeIsCompensated(t *testing.T) {
+func TestFailedChangeIsCompensated(t *testing.T) { onEachStore(t, testFailedChangeIsCompensated) }
+
+func testFailedChangeIsCompensated(t *testing.T, newStore newStoreFunc) {
 	tests := []struct {
 		name       string
 		fail       string
@@ -254,10 +266,10 @@ func TestFailedChangeIsCompensated(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newTestEnv(t)
+			env := newTestEnvOn(t, newStore(t))
 			env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 			tok := env.mint(t, env.createLink(t, "S-1"))
-			broken := newTestEnv(t, func(c *idm.Config) {
+			broken := newTestEnvOn(t, env.store, func(c *idm.Config) {
 				c.Store = failingStore{Store: env.store, fail: tt.fail}
 				c.Now = env.clock.Now
 			})
@@ -336,11 +348,12 @@ func (s *countingStore) AuditsFor(ctx context.Context, docs ...string) ([]idm.Au
 
 // TestListStoreCalls checks that a page of 50 subjects, each with links,
 // costs a fixed number of store calls (no call per subject).
-func TestListStoreCalls(t *testing.T) {
-	env := newTestEnv(t)
+func TestListStoreCalls(t *testing.T) { onEachStore(t, testListStoreCalls) }
+
+func testListStoreCalls(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	counting := &countingStore{Store: env.store, calls: map[string]int{}}
-	env = newTestEnv(t, func(c *idm.Config) { c.Store = counting })
-	env.store = counting.Store
+	env = newTestEnvOn(t, env.store, func(c *idm.Config) { c.Store = counting })
 	ctx := t.Context()
 	for i := range 60 {
 		sssid := fmt.Sprintf("S-%03d", i)

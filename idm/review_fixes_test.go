@@ -21,8 +21,10 @@ import (
 // order: a missing `sssid` first (before the types and names of the other
 // members), then a taken one, then the other members, name and bday, and
 // the dates.
-func TestReviewCreateSubjectOrder(t *testing.T) {
-	e := rvNewEnv(t, memstore.New(), nil)
+func TestReviewCreateSubjectOrder(t *testing.T) { onEachStore(t, testReviewCreateSubjectOrder) }
+
+func testReviewCreateSubjectOrder(t *testing.T, newStore newStoreFunc) {
+	e := rvNewEnv(t, newStore(t), nil)
 	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17"}`)
 	for _, tc := range []struct {
 		name, body string
@@ -57,8 +59,10 @@ func TestReviewCreateSubjectOrder(t *testing.T) {
 // TestReviewSSSIDRefused checks that SSSIDs that GET /subject/{sssid} could
 // not address are refused at POST and PUT, and that unusual but addressable
 // ones work.
-func TestReviewSSSIDRefused(t *testing.T) {
-	e := rvNewEnv(t, memstore.New(), nil)
+func TestReviewSSSIDRefused(t *testing.T) { onEachStore(t, testReviewSSSIDRefused) }
+
+func testReviewSSSIDRefused(t *testing.T, newStore newStoreFunc) {
+	e := rvNewEnv(t, newStore(t), nil)
 	body := func(sssid string) string {
 		b, err := json.Marshal(map[string]string{"sssid": sssid, "name": "N", "bday": "1980-05-17"})
 		if err != nil {
@@ -139,8 +143,10 @@ var rvTimestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 // with six fractional digits, also on whole seconds and with trailing zeros:
 // subjects' created and changed, a derived date_enrolled, and audit
 // records' datetime.
-func TestReviewServerTimes(t *testing.T) {
-	e := rvNewEnv(t, memstore.New(), nil)
+func TestReviewServerTimes(t *testing.T) { onEachStore(t, testReviewServerTimes) }
+
+func testReviewServerTimes(t *testing.T, newStore newStoreFunc) {
+	e := rvNewEnv(t, newStore(t), nil)
 	t0 := time.Date(2026, 11, 29, 12, 24, 5, 0, time.UTC)
 	t1 := time.Date(2026, 11, 29, 12, 25, 0, 640_000_000, time.UTC)
 	e.clock.Set(t0)

@@ -7,16 +7,20 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+
+	"github.com/c3-pro/idm/idm"
 )
 
 // TestSubjectJSON checks the subject's JSON form: known keys in a fixed
 // order, then additional keys sorted, keys only when set, never an ID, dates
 // stored as sent, server times in RFC 3339 UTC with fractional seconds.
-func TestSubjectJSON(t *testing.T) {
-	env := newTestEnv(t)
+func TestSubjectJSON(t *testing.T) { onEachStore(t, testSubjectJSON) }
+
+func testSubjectJSON(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	created := env.must(t, http.StatusCreated, "POST", "/subject",
 		`{"zeta": [1, {"b": true}], "bday": "1980-05-17T00:00:00+02:00", "name": "Alice", "sssid": "S-1", "email": "", "alpha": "x", "created": "1999-01-01T00:00:00Z", "nothing": null}`)
-	want := `{"data":{"sssid":"S-1","name":"Alice","bday":"1980-05-17T00:00:00+02:00","created":"2026-11-29T12:00:00.001Z","changed":"2026-11-29T12:00:00.001Z","alpha":"x","zeta":[1,{"b":true}]}}` + "\n"
+	want := `{"data":{"sssid":"S-1","name":"Alice","bday":"1980-05-17T00:00:00+02:00","created":"2026-11-29T12:00:00.001000Z","changed":"2026-11-29T12:00:00.001000Z","alpha":"x","zeta":[1,{"b":true}]}}` + "\n"
 	if string(created.body) != want {
 		t.Errorf("POST answer\n got %s\nwant %s", created.body, want)
 	}
@@ -28,8 +32,10 @@ func TestSubjectJSON(t *testing.T) {
 
 // TestListSubjects checks paging, sorting (ties by sssid), literal search,
 // the total count and the empty page.
-func TestListSubjects(t *testing.T) {
-	env := newTestEnv(t)
+func TestListSubjects(t *testing.T) { onEachStore(t, testListSubjects) }
+
+func testListSubjects(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	for i, s := range []struct{ sssid, name, bday string }{
 		{"A-3", "Carol", "1990-01-01"}, {"A-1", "alice", "1980-05-17"}, {"A-2", "Bob", "1980-05-18"},
 		{"B.1", "Dora (B)", "1970-01-01"}, {"B-1", "Eve", "1980-05-17"},
@@ -88,8 +94,10 @@ func TestListSubjects(t *testing.T) {
 // of the request body, with plain values in JSON string form and status
 // dates unquoted, keeps old and new values for admins, and records
 // `update` when nothing changed.
-func TestUpdateSubjectAudit(t *testing.T) {
-	env := newTestEnv(t)
+func TestUpdateSubjectAudit(t *testing.T) { onEachStore(t, testUpdateSubjectAudit) }
+
+func testUpdateSubjectAudit(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "email": "old@example.org", "notes": "n", "drop": 1}`)
 	env.must(t, http.StatusNoContent, "PUT", "/subject/S-1",
 		`{"sssid": "S-1", "name": "Alice Renamed", "bday": "1980-05-17", "email": "a@x.org", "date_consented": "2024-05-01T12:00:00+02:00", "tags": ["a", "b"], "drop": null, "quote": "say \"hi\" & <go>"}`)
@@ -151,8 +159,10 @@ func TestUpdateSubjectAudit(t *testing.T) {
 // TestDerivedDates checks date_enrolled (earliest linked_on of links that
 // are not withdrawn) and date_withdrawn (latest withdrawn_on) on single
 // subjects and on list pages, and that they are stored on the subject.
-func TestDerivedDates(t *testing.T) {
-	env := newTestEnv(t)
+func TestDerivedDates(t *testing.T) { onEachStore(t, testDerivedDates) }
+
+func testDerivedDates(t *testing.T, newStore newStoreFunc) {
+	env := newTestEnvOn(t, newStore(t))
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	first := env.createLink(t, "S-1")
 	second := env.createLink(t, "S-1")
@@ -164,7 +174,7 @@ func TestDerivedDates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enrolled := linked.LinkedOn.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	enrolled := idm.FormatTime(linked.LinkedOn)
 
 	type subj struct {
 		SSSID         string `json:"sssid"`
