@@ -22,7 +22,9 @@
 // a long password counts. Hashes of the original Python service ("$2b$12$",
 // bcrypt of the raw password) verify as they are and are rewritten in the
 // current scheme at the next successful login, as are hashes below the
-// configured cost. Hashing runs on a bounded pool of workers, one per core.
+// configured cost. Hashing runs on a bounded pool of workers, one per core,
+// on threads of lowered priority, so that a flood of logins takes only the
+// CPU time that other requests leave.
 // The policy ([Passwords.Check]) asks for 8 to 128 characters and refuses
 // the 10 000 most common passwords (commonpasswords.txt, embedded; see
 // README.md for its source and licence).
@@ -35,7 +37,10 @@
 // algorithm to the key named by the kid header, requires exp, checks iss
 // and aud with at most 30 s of leeway, and refuses jku, jwk, x5u and x5c
 // headers. Link tokens have the link audience and no ver, so neither kind
-// passes for the other.
+// passes for the other. A staff token that passed is remembered, so that
+// its next uses skip decoding and signature checking; its time claims are
+// checked on every use, and so is its user (revocation takes effect at the
+// next request).
 //
 // # Throttling
 //

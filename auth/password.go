@@ -51,6 +51,13 @@ type PasswordConfig struct {
 	// never refused while fewer than MaxQueue wait; a waiting caller gives up
 	// when its context ends.
 	MaxQueue int
+	// Niceness is the scheduling niceness (1 to 19, as nice(1) counts) of
+	// the OS threads that compute hashes, so that a flood of logins, which
+	// keeps every worker busy, yields the CPU to the service's other
+	// requests instead of sharing it equally with them: 0 means
+	// [DefaultHashNiceness]; a negative value leaves hashing on the
+	// callers' goroutines at their priority. It takes effect on Linux only.
+	Niceness int
 }
 
 // MaxPasswordLength is the most characters (code points after NFC) a new
@@ -59,11 +66,13 @@ const MaxPasswordLength = 128
 
 // Passwords hashes and verifies passwords and checks them against the
 // password policy. Hashing and comparing run on a bounded pool of workers
-// that callers queue for. A Passwords is safe for concurrent use.
+// that callers queue for, on threads of lowered priority (see
+// [PasswordConfig.Niceness]). A Passwords is safe for concurrent use.
 type Passwords struct {
 	cost      int
 	minLength int
 	sem       chan struct{}
+	threads   *hashThreads // nil: hash on the caller's goroutine
 	waiting   atomic.Int64
 	maxQueue  int64
 	dummy     []byte // a hash of the current scheme at cost, of a random password
@@ -98,12 +107,21 @@ func NewPasswords(c PasswordConfig) (*Passwords, error) {
 	if c.MaxQueue < 1 {
 		return nil, fmt.Errorf("auth: hashing queue limit %d", c.MaxQueue)
 	}
+	if c.Niceness == 0 {
+		c.Niceness = DefaultHashNiceness
+	}
+	if c.Niceness > 19 {
+		return nil, fmt.Errorf("auth: hashing niceness %d is above 19", c.Niceness)
+	}
 	p := &Passwords{
 		cost:      c.Cost,
 		minLength: c.MinLength,
 		sem:       make(chan struct{}, c.Workers),
 		maxQueue:  int64(c.MaxQueue),
 		common:    commonPasswords(),
+	}
+	if c.Niceness > 0 {
+		p.threads = newHashThreads(c.Niceness)
 	}
 	dummy, err := bcrypt.GenerateFromPassword(prehash(rand.Text()), p.cost)
 	if err != nil {
@@ -232,7 +250,11 @@ func (p *Passwords) run(ctx context.Context, f func()) error {
 		}
 	}
 	defer func() { <-p.sem }()
-	f()
+	if p.threads != nil {
+		p.threads.do(f)
+	} else {
+		f()
+	}
 	return nil
 }
 

@@ -207,13 +207,18 @@ type tokens struct {
 	linkAudience     string
 	ttl              time.Duration
 	acceptMissingKID bool
+	leeway           time.Duration
 	now              func() time.Time
 	staffParser      *jwt.Parser
 	linkParser       *jwt.Parser
+	verified         *verifiedCache // staff tokens that passed verifyStaff
 }
 
 func newTokens(keys *KeySet, issuer, aud, linkAud string, ttl, leeway time.Duration, acceptMissingKID bool, now func() time.Time) *tokens {
-	t := &tokens{keys: keys, issuer: issuer, audience: aud, linkAudience: linkAud, ttl: ttl, acceptMissingKID: acceptMissingKID, now: now}
+	t := &tokens{
+		keys: keys, issuer: issuer, audience: aud, linkAudience: linkAud, ttl: ttl, acceptMissingKID: acceptMissingKID,
+		leeway: leeway, now: now, verified: newVerifiedCache(verifiedCacheSize),
+	}
 	t.staffParser = jwt.NewParser(
 		jwt.WithValidMethods(keys.Algorithms()),
 		jwt.WithExpirationRequired(),
@@ -305,8 +310,17 @@ func (t *tokens) issueStaff(u idm.User) (string, StaffClaims, error) {
 }
 
 // verifyStaff verifies a staff token. Every failure wraps
-// idm.ErrUnauthorized with the message "Invalid token".
+// idm.ErrUnauthorized with the message "Invalid token". A token that passed
+// before is not parsed again: only its time claims are checked against the
+// clock (see verifiedCache); one that no longer passes them is parsed again,
+// so that the failure is the parser's own.
 func (t *tokens) verifyStaff(token string) (StaffClaims, error) {
+	if v, ok := t.verified.get(token); ok {
+		if v.validAt(t.now(), t.leeway) {
+			return v.claims, nil
+		}
+		t.verified.forget(token)
+	}
 	var c staffClaims
 	tok, err := t.staffParser.ParseWithClaims(token, &c, t.keyFor)
 	if err != nil {
@@ -316,10 +330,15 @@ func (t *tokens) verifyStaff(token string) (StaffClaims, error) {
 	if kid == "" {
 		kid = t.keys.Signing().kid
 	}
-	return StaffClaims{
+	v := &verifiedToken{claims: StaffClaims{
 		UserID: c.Subject, Version: *c.Version, ID: c.ID, IssuedAt: c.IssuedAt.Time,
 		Expires: c.ExpiresAt.Time, KeyID: kid, Algorithm: tok.Method.Alg(),
-	}, nil
+	}}
+	if c.NotBefore != nil {
+		v.nbf = c.NotBefore.Time
+	}
+	t.verified.put(token, v)
+	return v.claims, nil
 }
 
 // IssueLinkToken implements [idm.LinkTokens].
