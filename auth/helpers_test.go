@@ -17,6 +17,7 @@ import (
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
+	"github.com/c3-pro/idm/internal/testclock"
 )
 
 // t0 is the tests' reference time.
@@ -25,25 +26,7 @@ var t0 = time.Date(2026, time.March, 2, 9, 30, 0, 0, time.UTC)
 // testSecret is a random-looking 48-byte HMAC secret for tests.
 const testSecret = "vB7q2mXf9LkP4sWz8RtY1nHc6GdJ3eUa5oQiZxCvMbNl0TgE"
 
-// clock is a fake clock that tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *testclock.Clock { return testclock.New(t0) }
 
 // fastPasswords returns a Passwords at bcrypt's lowest cost.
 func fastPasswords(t testing.TB) *auth.Passwords {
@@ -69,7 +52,7 @@ func hmacKeys(t testing.TB, secret string) *auth.KeySet {
 type env struct {
 	t        *testing.T
 	store    *memstore.Store
-	clock    *clock
+	clock    *testclock.Clock
 	pw       *auth.Passwords
 	cfg      auth.Config
 	h        *auth.Handler

@@ -2,7 +2,6 @@ package auth_test
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,25 +10,8 @@ import (
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/internal/testclock"
 )
-
-// settableClock is a clock that tests set, also backwards.
-type settableClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *settableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *settableClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // TestVerifiedTokensFollowTheClock: a token that was verified once (and is
 // remembered as verified) is accepted or refused at every later clock
@@ -53,7 +35,7 @@ func TestVerifiedTokensFollowTheClock(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &settableClock{t: t0}
+			clk := testclock.New(t0)
 			e := newEnv(t, func(c *auth.Config) { c.Now = clk.Now })
 			e.addUser(alice, alicePW)
 			tok := e.token(alice, alicePW)

@@ -6,38 +6,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/internal/testclock"
 )
-
-// rvClock is a settable fake clock for the review tests.
-type rvClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *rvClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *rvClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // rvEnv is the IDM API and package auth's routes on one mux, on a store,
 // served over real HTTP, with an admin staff user and their token: the way
 // idmd wires them.
 type rvEnv struct {
 	store idm.Store
-	clock *rvClock
+	clock *testclock.Clock
 	srv   *httptest.Server
 	token string // the admin's staff token
 }
@@ -47,7 +29,7 @@ type rvEnv struct {
 func rvNewEnv(t *testing.T, store idm.Store, wrap func(http.Handler) http.Handler) *rvEnv {
 	t.Helper()
 	ctx := t.Context()
-	e := &rvEnv{store: store, clock: &rvClock{t: time.Date(2026, 11, 29, 12, 24, 5, 0, time.UTC)}}
+	e := &rvEnv{store: store, clock: testclock.New(time.Date(2026, 11, 29, 12, 24, 5, 0, time.UTC))}
 	pw, err := auth.NewPasswords(auth.PasswordConfig{Cost: 4}) // bcrypt.MinCost: hashing is not under test
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
 	"github.com/c3-pro/idm/internal/smtptest"
+	"github.com/c3-pro/idm/internal/testclock"
 	"github.com/c3-pro/idm/resetflow"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
@@ -27,30 +28,6 @@ import (
 var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 const publicURL = "https://idm.example.org"
-
-// clock is a settable fake clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // spyStore is a memstore that keeps a copy of everything written to it, so
 // that tests can check what the flow stores.
@@ -104,7 +81,7 @@ func (s *spyStore) RecordLoginFailure(ctx context.Context, key string, now time.
 type env struct {
 	t      *testing.T
 	store  *spyStore
-	clock  *clock
+	clock  *testclock.Clock
 	pw     *auth.Passwords
 	mail   *smtptest.Server
 	mailer *resetflow.SMTPMailer
@@ -117,7 +94,7 @@ type env struct {
 // newEnv starts an env; opts may change the config before New.
 func newEnv(t *testing.T, opts ...func(*resetflow.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: t0}}
+	e := &env{t: t, clock: testclock.New(t0)}
 	e.store = &spyStore{Store: memstore.New()}
 	t.Cleanup(func() { _ = e.store.Close() })
 	pw, err := auth.NewPasswords(auth.PasswordConfig{Cost: bcrypt.MinCost})

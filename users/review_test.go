@@ -6,33 +6,15 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/internal/testclock"
 	"github.com/c3-pro/idm/users"
 )
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // countingPasswords counts the password verifications (bcrypt runs) of
 // the users handler.
@@ -149,7 +131,7 @@ func TestCurrentPasswordThrottled(t *testing.T) {
 	})
 
 	t.Run("Configured", func(t *testing.T) {
-		clock := &fakeClock{t: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+		clock := testclock.New(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 		var pw *countingPasswords
 		f := newFixture(t, withCounter(&pw), func(c *users.Config) {
 			c.MaxFailures, c.FailureWindow, c.Now = 2, time.Hour, clock.Now
@@ -171,7 +153,7 @@ func TestCurrentPasswordThrottled(t *testing.T) {
 // TestUserViewTimes checks that user records show their times in the API's
 // one layout, with six fractional digits also on whole seconds.
 func TestUserViewTimes(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 11, 29, 12, 24, 5, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 11, 29, 12, 24, 5, 0, time.UTC))
 	f := newFixture(t, func(c *users.Config) { c.Now = clock.Now })
 	type view struct {
 		Created         string  `json:"created"`
@@ -207,7 +189,7 @@ func TestUserViewTimes(t *testing.T) {
 		t.Fatalf("list %s", list.Data)
 	}
 	var v idm.UserView
-	if err := json.Unmarshal(list.Data[0], &v); err != nil || !v.Created.Equal(clock.t.Add(-55*time.Second-640*time.Millisecond)) || v.PasswordChanged == nil {
+	if err := json.Unmarshal(list.Data[0], &v); err != nil || !v.Created.Equal(clock.Now().Add(-55*time.Second-640*time.Millisecond)) || v.PasswordChanged == nil {
 		t.Errorf("decoded %+v, %v", v, err)
 	}
 }

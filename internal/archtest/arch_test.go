@@ -29,6 +29,7 @@ var rules = []struct {
 	{"boltstore/...", []string{"idm", "boltstore/...", "go.etcd.io/bbolt/..."}},
 	{"internal/testmongo", []string{"github.com/FerretDB/FerretDB/...", "go.mongodb.org/mongo-driver/v2/..."}},
 	{"internal/archtest", nil},
+	{"internal/testclock", nil},
 	{"migrate/...", []string{"idm", "go.mongodb.org/mongo-driver/v2/..."}},
 	{"internal/browsertest", []string{"github.com/chromedp/..."}},
 	{"internal/smtptest", []string{"github.com/emersion/..."}},
