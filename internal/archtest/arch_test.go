@@ -33,7 +33,6 @@ var rules = []struct {
 	{"migrate/...", []string{"idm", "go.mongodb.org/mongo-driver/v2/..."}},
 	{"internal/browsertest", []string{"github.com/chromedp/..."}},
 	{"internal/smtptest", []string{"github.com/emersion/..."}},
-	{"internal/deps", nil}, // build-tagged out; never listed
 	{"cmd/...", []string{"..."}},
 	{"examples/...", []string{"...", "!cmd/..."}},
 }
