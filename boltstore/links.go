@@ -2,9 +2,11 @@ package boltstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,6 +18,124 @@ import (
 // links_by_subject holds the key str(SSSID) time(Created) ID for every link,
 // so that a subject's links are one range in creation order, and
 // links_by_jwt_hash maps a JWTHash to the link's ID (and keeps it unique).
+// Decoded, links are also kept in a linkCache with the same two indexes,
+// which answers every read. Like the subjects' cache it is loaded when the
+// store opens and changed only after a write has committed, under s.wmu, so
+// it always equals the committed state.
+
+// linkEntry is one link in the cache. It is never modified: an update
+// replaces the entry. idm.Link holds no slices or maps, so copying l copies
+// the link entirely.
+type linkEntry struct {
+	l       idm.Link
+	created int64 // Unix milliseconds of l.Created, for sorting
+}
+
+func newLinkEntry(l idm.Link) *linkEntry {
+	return &linkEntry{l: l, created: l.Created.UnixMilli()}
+}
+
+// compareLinks orders links by creation time and then ID, as the keys of
+// links_by_subject do.
+func compareLinks(a, b *linkEntry) int {
+	if c := cmp.Compare(a.created, b.created); c != 0 {
+		return c
+	}
+	return strings.Compare(a.l.ID, b.l.ID)
+}
+
+// linkCache holds all links.
+type linkCache struct {
+	byID  map[string]*linkEntry
+	byJWT map[string]*linkEntry // by JWTHash; links without one are not in it
+	// bySubject holds each subject's links, sorted by compareLinks.
+	bySubject map[string][]*linkEntry
+}
+
+func newLinkCache() *linkCache {
+	return &linkCache{
+		byID:      map[string]*linkEntry{},
+		byJWT:     map[string]*linkEntry{},
+		bySubject: map[string][]*linkEntry{},
+	}
+}
+
+// add puts a new entry into the cache and its indexes.
+func (c *linkCache) add(e *linkEntry) {
+	c.byID[e.l.ID] = e
+	if e.l.JWTHash != "" {
+		c.byJWT[e.l.JWTHash] = e
+	}
+	list := c.bySubject[e.l.SSSID]
+	i, _ := slices.BinarySearchFunc(list, e, compareLinks)
+	c.bySubject[e.l.SSSID] = slices.Insert(list, i, e)
+}
+
+// remove takes an entry of the cache out of it and its indexes.
+func (c *linkCache) remove(e *linkEntry) {
+	delete(c.byID, e.l.ID)
+	if e.l.JWTHash != "" && c.byJWT[e.l.JWTHash] == e {
+		delete(c.byJWT, e.l.JWTHash)
+	}
+	list := c.bySubject[e.l.SSSID]
+	if i, found := slices.BinarySearchFunc(list, e, compareLinks); found {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(c.bySubject, e.l.SSSID)
+	} else {
+		c.bySubject[e.l.SSSID] = list
+	}
+}
+
+// loadLinks fills the links' cache from the links bucket.
+func (s *Store) loadLinks() error {
+	c := newLinkCache()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return bucket(tx, bLinks).ForEach(func(k, v []byte) error {
+			var r linkRec
+			if err := decode(v, &r, k); err != nil {
+				return err
+			}
+			e := newLinkEntry(r.link())
+			c.byID[e.l.ID] = e
+			if e.l.JWTHash != "" {
+				c.byJWT[e.l.JWTHash] = e
+			}
+			c.bySubject[e.l.SSSID] = append(c.bySubject[e.l.SSSID], e)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load links: %w", err)
+	}
+	for _, list := range c.bySubject {
+		slices.SortFunc(list, compareLinks)
+	}
+	s.lmu.Lock()
+	s.links = c
+	s.lmu.Unlock()
+	return nil
+}
+
+// storedLink returns l as a read gives it back after l was written: with
+// its times passed through the record encoding.
+func storedLink(l idm.Link) idm.Link { return toLinkRec(l).link() }
+
+// cacheLink replaces the cached link with ID old.ID (none for nil) by l,
+// which has just been committed; the caller holds s.wmu.
+func (s *Store) cacheLink(old *idm.Link, l *idm.Link) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	if old != nil {
+		if e := s.links.byID[old.ID]; e != nil {
+			s.links.remove(e)
+		}
+	}
+	if l != nil {
+		s.links.add(newLinkEntry(*l))
+	}
+}
 
 // linkSubjectKey is the key of a link in links_by_subject.
 func linkSubjectKey(sssid string, created time.Time, id string) []byte {
@@ -30,45 +150,57 @@ func (s *Store) CreateLink(ctx context.Context, l idm.Link) error {
 	if l.ID == "" {
 		return invalid("link without ID")
 	}
-	return s.update(ctx, "create link", func(tx *bolt.Tx) error {
+	l.Rev = 1
+	l = storedLink(l)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err := s.update(ctx, "create link", func(tx *bolt.Tx) error {
 		links := bucket(tx, bLinks)
 		if links.Get([]byte(l.ID)) != nil {
 			return fmt.Errorf("link %s: %w", l.ID, idm.ErrConflict)
 		}
-		l.Rev = 1
 		return putLink(tx, nil, l)
 	})
+	if err != nil {
+		return err
+	}
+	s.cacheLink(nil, &l)
+	return nil
 }
 
 // FindLink returns the link with the given ID, or an error that wraps
 // [idm.ErrNotFound].
 func (s *Store) FindLink(ctx context.Context, id string) (idm.Link, error) {
-	var l idm.Link
-	err := s.view(ctx, "find link", func(tx *bolt.Tx) error {
-		var err error
-		l, err = getLink(bucket(tx, bLinks), []byte(id))
-		return err
-	})
-	return l, err
+	const op = "find link"
+	if err := s.checkOpen(ctx, op); err != nil {
+		return idm.Link{}, err
+	}
+	s.lmu.RLock()
+	e := s.links.byID[id]
+	s.lmu.RUnlock()
+	if e == nil {
+		return idm.Link{}, fmt.Errorf("boltstore: %s: link %q: %w", op, id, idm.ErrNotFound)
+	}
+	return e.l, nil
 }
 
 // FindLinkByJWTHash returns the link whose JWTHash is hash, or an error that
 // wraps [idm.ErrNotFound].
 func (s *Store) FindLinkByJWTHash(ctx context.Context, hash string) (idm.Link, error) {
-	var l idm.Link
-	err := s.view(ctx, "find link by JWT hash", func(tx *bolt.Tx) error {
-		var id []byte
-		if hash != "" {
-			id = bucket(tx, bLinksByJWT).Get([]byte(hash))
-		}
-		if id == nil {
-			return fmt.Errorf("link with JWT hash %q: %w", hash, idm.ErrNotFound)
-		}
-		var err error
-		l, err = getLink(bucket(tx, bLinks), id)
-		return err
-	})
-	return l, err
+	const op = "find link by JWT hash"
+	if err := s.checkOpen(ctx, op); err != nil {
+		return idm.Link{}, err
+	}
+	var e *linkEntry
+	if hash != "" {
+		s.lmu.RLock()
+		e = s.links.byJWT[hash]
+		s.lmu.RUnlock()
+	}
+	if e == nil {
+		return idm.Link{}, fmt.Errorf("boltstore: %s: link with JWT hash %q: %w", op, hash, idm.ErrNotFound)
+	}
+	return e.l, nil
 }
 
 // UpdateLink replaces the link with l.ID by l, provided the stored link has
@@ -77,25 +209,40 @@ func (s *Store) FindLinkByJWTHash(ctx context.Context, hash string) (idm.Link, e
 // [idm.ErrStale] when its revision is another. A JWTHash of another link
 // gives an error that wraps [idm.ErrConflict].
 func (s *Store) UpdateLink(ctx context.Context, l idm.Link) error {
-	return s.update(ctx, "update link", func(tx *bolt.Tx) error {
-		old, err := getLink(bucket(tx, bLinks), []byte(l.ID))
+	given := l.Rev
+	l.Rev++
+	l = storedLink(l)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var old idm.Link
+	err := s.update(ctx, "update link", func(tx *bolt.Tx) error {
+		var err error
+		old, err = getLink(bucket(tx, bLinks), []byte(l.ID))
 		if err != nil {
 			return err
 		}
-		if old.Rev != l.Rev {
-			return stale("link", l.ID, old.Rev, l.Rev)
+		if old.Rev != given {
+			return stale("link", l.ID, old.Rev, given)
 		}
-		l.Rev++
 		return putLink(tx, &old, l)
 	})
+	if err != nil {
+		return err
+	}
+	s.cacheLink(&old, &l)
+	return nil
 }
 
 // DeleteLink removes a link, or returns an error that wraps
 // [idm.ErrNotFound].
 func (s *Store) DeleteLink(ctx context.Context, id string) error {
-	return s.update(ctx, "delete link", func(tx *bolt.Tx) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var old idm.Link
+	err := s.update(ctx, "delete link", func(tx *bolt.Tx) error {
 		links := bucket(tx, bLinks)
-		old, err := getLink(links, []byte(id))
+		var err error
+		old, err = getLink(links, []byte(id))
 		if err != nil {
 			return err
 		}
@@ -109,47 +256,52 @@ func (s *Store) DeleteLink(ctx context.Context, id string) error {
 		}
 		return links.Delete([]byte(id))
 	})
+	if err != nil {
+		return err
+	}
+	s.cacheLink(&old, nil)
+	return nil
 }
 
 // LinksForSubjects returns the links of the given subjects, ordered by
-// creation time and then ID; an empty slice when there are none.
+// creation time and then ID; an empty slice when there are none. It answers
+// from memory.
 func (s *Store) LinksForSubjects(ctx context.Context, sssids ...string) ([]idm.Link, error) {
-	out := []idm.Link{}
-	err := s.view(ctx, "links for subjects", func(tx *bolt.Tx) error {
-		type ref struct {
-			order []byte // time(Created) ID
-			id    []byte
+	if err := s.checkOpen(ctx, "links for subjects"); err != nil {
+		return nil, err
+	}
+	// A subject given twice counts once. Few SSSIDs (a page) are compared
+	// with the ones before; many are checked against a set.
+	const fewSSSIDs = 64
+	var seen map[string]struct{}
+	if len(sssids) > fewSSSIDs {
+		seen = make(map[string]struct{}, len(sssids))
+	}
+	var entries []*linkEntry
+	s.lmu.RLock()
+	for i, sssid := range sssids {
+		list := s.links.bySubject[sssid]
+		if len(list) == 0 {
+			continue
 		}
-		var refs []ref
-		c := bucket(tx, bLinksBySubj).Cursor()
-		seen := make(map[string]bool, len(sssids))
-		for _, sssid := range sssids {
-			if seen[sssid] {
+		if seen == nil {
+			if slices.Contains(sssids[:i], sssid) {
 				continue
 			}
-			seen[sssid] = true
-			prefix := appendStr(nil, sssid)
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				rest := k[len(prefix):]
-				if len(rest) < timeKeyLen {
-					return fmt.Errorf("bad links_by_subject key %q", k)
-				}
-				refs = append(refs, ref{order: rest, id: rest[timeKeyLen:]})
+		} else {
+			if _, dup := seen[sssid]; dup {
+				continue
 			}
+			seen[sssid] = struct{}{}
 		}
-		slices.SortFunc(refs, func(a, b ref) int { return bytes.Compare(a.order, b.order) })
-		links := bucket(tx, bLinks)
-		for _, r := range refs {
-			l, err := getLink(links, r.id)
-			if err != nil {
-				return fmt.Errorf("links_by_subject names a missing link: %w", err)
-			}
-			out = append(out, l)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		entries = append(entries, list...)
+	}
+	s.lmu.RUnlock()
+	// The entries are never modified, so they can be read without the lock.
+	slices.SortFunc(entries, compareLinks)
+	out := make([]idm.Link, len(entries))
+	for i, e := range entries {
+		out[i] = e.l
 	}
 	return out, nil
 }
@@ -163,9 +315,12 @@ func (s *Store) EstablishLink(ctx context.Context, id, linkedTo, system string, 
 	if linkedTo == "" {
 		return idm.Link{}, invalid("establishing link %s without linked_to", id)
 	}
-	var l idm.Link
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var old, l idm.Link
 	err := s.update(ctx, "establish link", func(tx *bolt.Tx) error {
-		old, err := getLink(bucket(tx, bLinks), []byte(id))
+		var err error
+		old, err = getLink(bucket(tx, bLinks), []byte(id))
 		if err != nil {
 			return err
 		}
@@ -180,11 +335,13 @@ func (s *Store) EstablishLink(ctx context.Context, id, linkedTo, system string, 
 		l.LinkedOn = idm.Timestamp(on)
 		l.Changed = l.LinkedOn
 		l.Rev++
+		l = storedLink(l)
 		return putLink(tx, &old, l)
 	})
 	if err != nil {
 		return idm.Link{}, err
 	}
+	s.cacheLink(&old, &l)
 	return l, nil
 }
 

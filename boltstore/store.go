@@ -13,10 +13,11 @@
 // transaction that writes the new one; bbolt runs one such transaction at a
 // time, so of concurrent updates from one revision exactly one succeeds.
 //
-// Subjects are also held in memory: they are loaded when the store opens
-// and updated only after a write has committed, so reading a subject or
-// listing a sorted, filtered page of thousands of them needs no disk access
-// and no decoding. Sort orders are built on first use and then kept up to
+// Subjects, users and links are also held in memory: they are loaded when
+// the store opens and updated only after a write has committed, so reading
+// a subject, a user or the links of a page of subjects, or listing a sorted,
+// filtered page of thousands of subjects needs no disk access and no
+// decoding. Subject sort orders are built on first use and then kept up to
 // date with every write.
 //
 // [Store.Backup] writes a consistent copy of the database while the store
@@ -116,21 +117,27 @@ type Store struct {
 	// closeMu makes Close idempotent.
 	closeMu sync.Mutex
 
-	// wmu serialises the writes of subjects together with the update of the
-	// in-memory copy that follows their commit, so that the copy changes in
-	// the order of the commits.
+	// wmu serialises the writes of subjects, users and links together with
+	// the update of the in-memory copy that follows their commit, so that the
+	// copies change in the order of the commits.
 	wmu sync.Mutex
 	// mu guards subjects.
 	mu       sync.RWMutex
 	subjects *subjectCache
+	// umu guards users.
+	umu   sync.RWMutex
+	users *userCache
+	// lmu guards links.
+	lmu   sync.RWMutex
+	links *linkCache
 }
 
 var _ idm.Store = (*Store)(nil)
 
 // Open opens the database file at path, creating it (mode 0600) and its
-// buckets if needed, and loads the subjects into memory. If another process
-// holds the file, Open gives up after the timeout (see [WithTimeout]) with
-// an error that wraps [ErrLocked].
+// buckets if needed, and loads the subjects, users and links into memory.
+// If another process holds the file, Open gives up after the timeout (see
+// [WithTimeout]) with an error that wraps [ErrLocked].
 func Open(path string, opts ...Option) (*Store, error) {
 	o := options{timeout: DefaultTimeout}
 	for _, opt := range opts {
@@ -158,7 +165,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 }
 
 // init creates the buckets, checks the schema version and loads the
-// subjects.
+// subjects, users and links.
 func (s *Store) init() error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets() {
@@ -183,7 +190,13 @@ func (s *Store) init() error {
 	if err != nil {
 		return err
 	}
-	return s.loadSubjects()
+	if err := s.loadSubjects(); err != nil {
+		return err
+	}
+	if err := s.loadUsers(); err != nil {
+		return err
+	}
+	return s.loadLinks()
 }
 
 // Close closes the database file. Later calls do nothing and return nil;

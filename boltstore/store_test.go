@@ -697,3 +697,40 @@ func TestRecordsWithoutRev(t *testing.T) {
 		t.Errorf("subject Rev %d after two updates, want 2", got.Rev)
 	}
 }
+
+// BenchmarkLinksForSubjects fetches the links of a page of 50 subjects among
+// 10 000, a third of which have a link (3 334 links in all), as listing a
+// page of subjects does.
+func BenchmarkLinksForSubjects(b *testing.B) {
+	s, _ := openStore(b)
+	ctx := b.Context()
+	const n, page = 10000, 50
+	all := make([]string, n)
+	links := 0
+	for i := range n {
+		all[i] = fmt.Sprintf("S-%05d", i)
+		if i%3 != 0 {
+			continue
+		}
+		at := t0.Add(time.Duration(i) * time.Second)
+		must(b, s.CreateLink(ctx, idm.Link{
+			ID: idm.NewID(), SSSID: all[i], Issuer: "iss", Audience: "aud", Algorithm: "HS256",
+			Created: at, Changed: at, Exp: at.Add(24 * time.Hour).Unix(),
+			JWT: strings.Repeat("j", 200), JWTHash: fmt.Sprintf("%064x", i),
+		}))
+		links++
+	}
+	b.ReportAllocs()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		lo := rng.IntN(n - page)
+		got, err := s.LinksForSubjects(ctx, all[lo:lo+page]...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) < page/3 || len(got) > page/3+1 {
+			b.Fatalf("got %d links for %d subjects, want about %d", len(got), page, page/3)
+		}
+	}
+	b.ReportMetric(float64(links), "links")
+}

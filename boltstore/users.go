@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,7 +16,75 @@ import (
 
 // Users live in bucket users (ID -> userRec); bucket users_by_name maps the
 // lower-cased username to the ID and makes usernames unique regardless of
-// letter case.
+// letter case. Decoded, they are also kept in a userCache that answers every
+// read. Like the subjects' cache it is loaded when the store opens and
+// changed only after a write has committed, under s.wmu, so it always equals
+// the committed state.
+
+// userCache holds all users. idm.User holds no slices or maps, so copying a
+// value copies it entirely.
+type userCache struct {
+	byID   map[string]idm.User
+	byName map[string]string // lower-cased username -> ID
+	// names holds the keys of byName, sorted byte-wise, for ListUsers.
+	names []string
+}
+
+func newUserCache() *userCache {
+	return &userCache{byID: map[string]idm.User{}, byName: map[string]string{}}
+}
+
+// add puts a user into the cache; no user with its ID or name may be in it.
+func (c *userCache) add(u idm.User) {
+	c.byID[u.ID] = u
+	name := strings.ToLower(u.Username)
+	c.byName[name] = u.ID
+	i, found := slices.BinarySearch(c.names, name)
+	if !found {
+		c.names = slices.Insert(c.names, i, name)
+	}
+}
+
+// remove takes a user, as the cache holds it, out of the cache.
+func (c *userCache) remove(u idm.User) {
+	delete(c.byID, u.ID)
+	name := strings.ToLower(u.Username)
+	if c.byName[name] != u.ID {
+		return
+	}
+	delete(c.byName, name)
+	if i, found := slices.BinarySearch(c.names, name); found {
+		c.names = slices.Delete(c.names, i, i+1)
+	}
+}
+
+// loadUsers fills the users' cache from the users bucket.
+func (s *Store) loadUsers() error {
+	c := newUserCache()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return bucket(tx, bUsers).ForEach(func(k, v []byte) error {
+			var r userRec
+			if err := decode(v, &r, k); err != nil {
+				return err
+			}
+			c.byID[r.ID] = r.user()
+			c.byName[strings.ToLower(r.Username)] = r.ID
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load users: %w", err)
+	}
+	c.names = slices.Sorted(maps.Keys(c.byName))
+	s.umu.Lock()
+	s.users = c
+	s.umu.Unlock()
+	return nil
+}
+
+// storedUser returns u as a read gives it back after u was written: with
+// its times passed through the record encoding.
+func storedUser(u idm.User) idm.User { return toUserRec(u).user() }
 
 // nameKey is the key of a username in the users_by_name index.
 func nameKey(username string) []byte { return []byte(strings.ToLower(username)) }
@@ -26,7 +96,11 @@ func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
 	if u.ID == "" || u.Username == "" {
 		return invalid("user without ID or username")
 	}
-	return s.update(ctx, "create user", func(tx *bolt.Tx) error {
+	u.Rev = 1
+	u = storedUser(u)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err := s.update(ctx, "create user", func(tx *bolt.Tx) error {
 		users, names := bucket(tx, bUsers), bucket(tx, bUsersByName)
 		if users.Get([]byte(u.ID)) != nil {
 			return fmt.Errorf("user ID %s: %w", u.ID, idm.ErrConflict)
@@ -35,40 +109,52 @@ func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
 		if names.Get(nk) != nil {
 			return fmt.Errorf("username %q: %w", u.Username, idm.ErrConflict)
 		}
-		u.Rev = 1
 		if err := putUser(users, u); err != nil {
 			return err
 		}
 		return names.Put(nk, []byte(u.ID))
 	})
+	if err != nil {
+		return err
+	}
+	s.umu.Lock()
+	s.users.add(u)
+	s.umu.Unlock()
+	return nil
 }
 
 // FindUserByID returns the user with the given ID, or an error that wraps
 // [idm.ErrNotFound].
 func (s *Store) FindUserByID(ctx context.Context, id string) (idm.User, error) {
-	var u idm.User
-	err := s.view(ctx, "find user", func(tx *bolt.Tx) error {
-		var err error
-		u, err = getUser(bucket(tx, bUsers), []byte(id))
-		return err
-	})
-	return u, err
+	const op = "find user"
+	if err := s.checkOpen(ctx, op); err != nil {
+		return idm.User{}, err
+	}
+	s.umu.RLock()
+	u, ok := s.users.byID[id]
+	s.umu.RUnlock()
+	if !ok {
+		return idm.User{}, fmt.Errorf("boltstore: %s: user %q: %w", op, id, idm.ErrNotFound)
+	}
+	return u, nil
 }
 
 // FindUserByUsername returns the user with the given username, compared
 // case-insensitively, or an error that wraps [idm.ErrNotFound].
 func (s *Store) FindUserByUsername(ctx context.Context, username string) (idm.User, error) {
-	var u idm.User
-	err := s.view(ctx, "find user by username", func(tx *bolt.Tx) error {
-		id := bucket(tx, bUsersByName).Get(nameKey(username))
-		if id == nil {
-			return fmt.Errorf("username %q: %w", username, idm.ErrNotFound)
-		}
-		var err error
-		u, err = getUser(bucket(tx, bUsers), id)
-		return err
-	})
-	return u, err
+	const op = "find user by username"
+	if err := s.checkOpen(ctx, op); err != nil {
+		return idm.User{}, err
+	}
+	name := strings.ToLower(username)
+	s.umu.RLock()
+	id, ok := s.users.byName[name]
+	u := s.users.byID[id]
+	s.umu.RUnlock()
+	if !ok {
+		return idm.User{}, fmt.Errorf("boltstore: %s: username %q: %w", op, username, idm.ErrNotFound)
+	}
+	return u, nil
 }
 
 // UpdateUser replaces the user with u.ID by u, provided the stored user has
@@ -80,16 +166,22 @@ func (s *Store) UpdateUser(ctx context.Context, u idm.User) error {
 	if u.Username == "" {
 		return invalid("user without username")
 	}
-	return s.update(ctx, "update user", func(tx *bolt.Tx) error {
+	given := u.Rev
+	u.Rev++
+	u = storedUser(u)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var old idm.User
+	err := s.update(ctx, "update user", func(tx *bolt.Tx) error {
 		users, names := bucket(tx, bUsers), bucket(tx, bUsersByName)
-		old, err := getUser(users, []byte(u.ID))
+		var err error
+		old, err = getUser(users, []byte(u.ID))
 		if err != nil {
 			return err
 		}
-		if old.Rev != u.Rev {
-			return stale("user", u.ID, old.Rev, u.Rev)
+		if old.Rev != given {
+			return stale("user", u.ID, old.Rev, given)
 		}
-		u.Rev++
 		oldKey, newKey := nameKey(old.Username), nameKey(u.Username)
 		if !bytes.Equal(oldKey, newKey) {
 			if names.Get(newKey) != nil {
@@ -104,75 +196,86 @@ func (s *Store) UpdateUser(ctx context.Context, u idm.User) error {
 		}
 		return putUser(users, u)
 	})
+	if err != nil {
+		return err
+	}
+	s.umu.Lock()
+	s.users.remove(old)
+	s.users.add(u)
+	s.umu.Unlock()
+	return nil
 }
 
 // DeleteUser removes a user, or returns an error that wraps
 // [idm.ErrNotFound].
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	return s.update(ctx, "delete user", func(tx *bolt.Tx) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var old idm.User
+	err := s.update(ctx, "delete user", func(tx *bolt.Tx) error {
 		users := bucket(tx, bUsers)
-		u, err := getUser(users, []byte(id))
+		var err error
+		old, err = getUser(users, []byte(id))
 		if err != nil {
 			return err
 		}
-		if err := bucket(tx, bUsersByName).Delete(nameKey(u.Username)); err != nil {
+		if err := bucket(tx, bUsersByName).Delete(nameKey(old.Username)); err != nil {
 			return err
 		}
 		return users.Delete([]byte(id))
 	})
+	if err != nil {
+		return err
+	}
+	s.umu.Lock()
+	s.users.remove(old)
+	s.umu.Unlock()
+	return nil
 }
 
 // ListUsers returns a page of the users whose username contains f.Search
-// (case-insensitively), ordered by username, and the number of users that
-// match in all.
+// (case-insensitively), ordered by the lower-cased username, and the number
+// of users that match in all. It answers from memory.
 func (s *Store) ListUsers(ctx context.Context, f idm.UserFilter) ([]idm.User, int, error) {
+	const op = "list users"
 	lo, hi, err := window(f.Offset, f.Limit)
 	if err != nil {
-		return nil, 0, fmt.Errorf("boltstore: list users: %w", err)
+		return nil, 0, fmt.Errorf("boltstore: %s: %w", op, err)
 	}
-	search := []byte(strings.ToLower(f.Search))
+	if err := s.checkOpen(ctx, op); err != nil {
+		return nil, 0, err
+	}
+	search := strings.ToLower(f.Search)
 	out := []idm.User{}
 	total := 0
-	err = s.view(ctx, "list users", func(tx *bolt.Tx) error {
-		users := bucket(tx, bUsers)
-		c := bucket(tx, bUsersByName).Cursor()
-		for k, id := c.First(); k != nil; k, id = c.Next() {
-			if !bytes.Contains(k, search) {
-				continue
-			}
-			if total >= lo && total < hi {
-				u, err := getUser(users, id)
-				if err != nil {
-					return err
-				}
-				out = append(out, u)
-			}
-			total++
+	s.umu.RLock()
+	defer s.umu.RUnlock()
+	for _, name := range s.users.names {
+		if !strings.Contains(name, search) {
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, 0, err
+		if total >= lo && total < hi {
+			out = append(out, s.users.byID[s.users.byName[name]])
+		}
+		total++
 	}
 	return out, total, nil
 }
 
-// CountAdmins returns the number of enabled admins.
+// CountAdmins returns the number of enabled admins. It answers from memory.
 func (s *Store) CountAdmins(ctx context.Context) (int, error) {
+	if err := s.checkOpen(ctx, "count admins"); err != nil {
+		return 0, err
+	}
 	n := 0
-	err := s.view(ctx, "count admins", func(tx *bolt.Tx) error {
-		return bucket(tx, bUsers).ForEach(func(k, v []byte) error {
-			var r userRec
-			if err := decode(v, &r, k); err != nil {
-				return err
-			}
-			if r.Admin && !r.Disabled {
-				n++
-			}
-			return nil
-		})
-	})
-	return n, err
+	s.umu.RLock()
+	defer s.umu.RUnlock()
+	for _, u := range s.users.byID {
+		if u.Admin && !u.Disabled {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func getUser(users *bolt.Bucket, id []byte) (idm.User, error) {
