@@ -47,6 +47,13 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		// Only programming errors (unsupported types) end up here.
 		b, status = []byte(`{"error":{"status":500,"message":"internal error"}}`), http.StatusInternalServerError
 	}
+	writeJSONBytes(w, status, append(b, '\n'))
+}
+
+// writeJSONBytes writes body, JSON the caller encoded, with the headers of
+// every JSON answer: the content type, nosniff, and no-store unless the
+// handler chose its own caching.
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -54,7 +61,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		h.Set("Cache-Control", "no-store")
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(body)
 }
 
 // WriteData writes {"data": v} with the given status.

@@ -189,41 +189,11 @@ func newSubjectFromBody(fields []subjectField) Subject {
 // only when set, and the internal ID never.
 type subjectDoc Subject
 
-// MarshalJSON implements [json.Marshaler].
+// MarshalJSON implements [json.Marshaler] (see [subjectJSON]). Answers
+// render subjects with [writeSubject] and [writeSubjectPage] instead, which
+// spare encoding/json the parsing of this method's output.
 func (s subjectDoc) MarshalJSON() ([]byte, error) {
-	var o orderedJSON
-	for _, kv := range [...]struct{ k, v string }{
-		{keySSSID, s.SSSID}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
-		{keyDateInvited, s.DateInvited}, {keyDateConsented, s.DateConsented},
-		{keyDateEnrolled, s.DateEnrolled}, {keyDateWithdrawn, s.DateWithdrawn},
-	} {
-		if kv.v != "" {
-			o.addString(kv.k, kv.v)
-		}
-	}
-	if !s.Created.IsZero() {
-		o.addString(keyCreated, FormatTime(s.Created))
-	}
-	if !s.Changed.IsZero() {
-		o.addString(keyChanged, FormatTime(s.Changed))
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
-		// Keys a store may hold from elsewhere (a migration) that clash with
-		// known or internal names, and values that are not valid JSON, are
-		// not shown rather than breaking the whole answer.
-		if !validExtraKey(k) || stringField(&Subject{}, k) != nil || k == keyCreated || k == keyChanged {
-			continue
-		}
-		var v bytes.Buffer
-		if json.Compact(&v, s.Extra[k]) != nil {
-			continue
-		}
-		o.add(k, v.Bytes())
-	}
-	if b := o.bytes(); b != nil {
-		return b, nil
-	}
-	return []byte("{}"), nil
+	return appendSubjectJSON(nil, Subject(s)), nil
 }
 
 // deriveDates returns s with the dates its links imply: date_enrolled is
@@ -378,7 +348,7 @@ func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Princ
 	case err != nil:
 		return fmt.Errorf("create subject: %w", err)
 	}
-	WriteData(w, http.StatusCreated, subjectDoc(s))
+	writeSubject(w, http.StatusCreated, s)
 	return nil
 }
 
@@ -421,7 +391,6 @@ func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Princi
 	if err != nil {
 		return fmt.Errorf("list subjects: %w", err)
 	}
-	docs := make([]subjectDoc, 0, len(subjects))
 	if len(subjects) > 0 {
 		sssids := make([]string, len(subjects))
 		for i, s := range subjects {
@@ -432,11 +401,11 @@ func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Princi
 			return fmt.Errorf("links of subjects: %w", err)
 		}
 		bySubject := linksBySubject(links)
-		for _, s := range subjects {
-			docs = append(docs, subjectDoc(deriveDates(s, bySubject[s.SSSID])))
+		for i, s := range subjects {
+			subjects[i] = deriveDates(s, bySubject[s.SSSID])
 		}
 	}
-	WriteJSON(w, http.StatusOK, pageBody[subjectDoc]{Data: docs, Total: total})
+	writeSubjectPage(w, subjects, total)
 	return nil
 }
 
@@ -446,7 +415,7 @@ func (h *Handler) getSubject(w http.ResponseWriter, r *http.Request, _ *Principa
 	if err != nil {
 		return err
 	}
-	WriteData(w, http.StatusOK, subjectDoc(shown))
+	writeSubject(w, http.StatusOK, shown)
 	return nil
 }
 
