@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -123,6 +124,44 @@ func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {
 	return s.update(ctx, "reset login failures", func(tx *bolt.Tx) error {
 		return bucket(tx, bLoginFailures).Delete([]byte(key))
 	})
+}
+
+// PurgeLoginFailures removes, in one transaction, the counters whose latest
+// failure (Last) is before before, and returns how many it removed; a
+// counter with Last equal to before is kept.
+func (s *Store) PurgeLoginFailures(ctx context.Context, before time.Time) (int, error) {
+	before = idm.Timestamp(before)
+	n := 0
+	err := s.update(ctx, "purge login failures", func(tx *bolt.Tx) error {
+		b := bucket(tx, bLoginFailures)
+		var stale [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var r failRec
+			if err := decode(v, &r, k); err != nil {
+				return err
+			}
+			if r.failures().Last.Before(before) {
+				// k may point into the database's pages: copy it
+				// before deleting (bbolt forbids deleting in ForEach).
+				stale = append(stale, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(stale)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 func getFailures(b *bolt.Bucket, key string) (idm.LoginFailures, error) {

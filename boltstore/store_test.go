@@ -284,6 +284,7 @@ func TestClosed(t *testing.T) {
 	_, findErr := s.FindSubject(ctx, "S-001")
 	_, userErr := s.FindUserByID(ctx, "x")
 	_, backupErr := s.Backup(ctx, &bytes.Buffer{})
+	_, purgeErr := s.PurgeLoginFailures(ctx, t0)
 	for name, err := range map[string]error{
 		"Ping":             s.Ping(ctx),
 		"FindSubject":      findErr,
@@ -297,6 +298,7 @@ func TestClosed(t *testing.T) {
 		"AppendAudit":      s.AppendAudit(ctx, idm.AuditEvent{ID: idm.NewID()}),
 		"Backup":           backupErr,
 		"ResetFailures":    s.ResetLoginFailures(ctx, "bob@example.org"),
+		"PurgeFailures":    purgeErr,
 		"MarkBootstrapped": s.MarkBootstrapped(ctx, t0),
 	} {
 		if !errors.Is(err, idm.ErrUnavailable) {

@@ -168,6 +168,17 @@ type MetaStore interface {
 	// ResetLoginFailures removes the counter for key; it returns nil when
 	// there is none.
 	ResetLoginFailures(ctx context.Context, key string) error
+	// PurgeLoginFailures removes every counter whose latest failure (Last)
+	// is strictly before before, and returns how many it removed. A counter
+	// with Last equal to before is kept, and the counters it keeps are left
+	// as they were (Count, Since and Last unchanged). Recording a failure
+	// for a removed key afterwards starts again at Count 1. Counters are
+	// created for any key a client tries, known account or not, so the
+	// service calls this periodically to keep them from growing without
+	// bound. With before = now - window it removes only counters whose
+	// window has ended (Since is never after Last), which
+	// RecordLoginFailure would restart at Count 1 anyway.
+	PurgeLoginFailures(ctx context.Context, before time.Time) (int, error)
 }
 
 // Store is everything the service keeps. Implementations must be safe for

@@ -103,3 +103,15 @@ func (s *Store) ResetLoginFailures(ctx context.Context, key string) error {
 	_, err := s.failures.DeleteOne(ctx, bson.M{"_id": key})
 	return translate("reset login failures", err)
 }
+
+// PurgeLoginFailures implements [idm.MetaStore] with one DeleteMany on the
+// "last" field.
+func (s *Store) PurgeLoginFailures(ctx context.Context, before time.Time) (int, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.failures.DeleteMany(ctx, bson.M{"last": bson.M{"$lt": idm.Timestamp(before)}})
+	if err != nil {
+		return 0, translate("purge login failures", err)
+	}
+	return int(res.DeletedCount), nil
+}

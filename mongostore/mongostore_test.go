@@ -564,6 +564,7 @@ func TestUnavailable(t *testing.T) {
 				_, err := s.RecordLoginFailure(ctx, "k", time.Now(), time.Minute)
 				return err
 			}},
+			{"PurgeLoginFailures", func() error { _, err := s.PurgeLoginFailures(ctx, time.Now()); return err }},
 			{"Ping", func() error { return s.Ping(ctx) }},
 		}
 		for _, c := range calls {

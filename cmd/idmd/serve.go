@@ -172,6 +172,15 @@ func serve(ctx context.Context, args []string, std stdio) int {
 		}
 		return exitFail
 	}
+	// Housekeeping stops before the store closes (deferred calls run in
+	// reverse order).
+	jctx, stopJanitor := context.WithCancel(ctx)
+	janitorDone := make(chan struct{})
+	go func() {
+		defer close(janitorDone)
+		runJanitor(jctx, store, log, janitorEvery, time.Now)
+	}()
+	defer func() { stopJanitor(); <-janitorDone }()
 	if b, ok := store.(backuper); ok && cfg.MongoURI == "" {
 		stopAdmin, err := serveAdminSocket(adminSocketPath(cfg.DB), b, store, log)
 		if err != nil {

@@ -224,6 +224,12 @@ func (o *observedStore) ResetLoginFailures(ctx context.Context, key string) erro
 	return o.seen("ResetLoginFailures", o.Store.ResetLoginFailures(ctx, key))
 }
 
+// PurgeLoginFailures implements [idm.Store], counting failures.
+func (o *observedStore) PurgeLoginFailures(ctx context.Context, before time.Time) (int, error) {
+	v, err := o.Store.PurgeLoginFailures(ctx, before)
+	return v, o.seen("PurgeLoginFailures", err)
+}
+
 // Ping implements [idm.Store], counting failures.
 func (o *observedStore) Ping(ctx context.Context) error {
 	return o.seen("Ping", o.Store.Ping(ctx))

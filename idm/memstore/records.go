@@ -433,3 +433,16 @@ func (s *Store) ResetLoginFailures(_ context.Context, key string) error {
 	delete(s.failures, key)
 	return nil
 }
+
+// PurgeLoginFailures implements [idm.MetaStore].
+func (s *Store) PurgeLoginFailures(_ context.Context, before time.Time) (int, error) {
+	before = idm.Timestamp(before)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errClosed
+	}
+	n := len(s.failures)
+	maps.DeleteFunc(s.failures, func(_ string, f idm.LoginFailures) bool { return f.Last.Before(before) })
+	return n - len(s.failures), nil
+}

@@ -334,6 +334,73 @@ func metaTests() []test {
 			require.NoError(t, err)
 			assertSame(t, idm.LoginFailures{Key: "alice@example.org", Count: 1, Since: at(10 * time.Minute), Last: at(10 * time.Minute)}, got)
 		}},
+		{"LoginFailuresPurge", func(t *testing.T, s idm.Store) {
+			ctx := t.Context()
+			const window = time.Hour
+			record := func(key string, times ...time.Time) idm.LoginFailures {
+				t.Helper()
+				var f idm.LoginFailures
+				for _, now := range times {
+					var err error
+					f, err = s.RecordLoginFailure(ctx, key, now, window)
+					require.NoError(t, err, "RecordLoginFailure %q at %v", key, now)
+				}
+				return f
+			}
+			purge := func(before time.Time) int {
+				t.Helper()
+				n, err := s.PurgeLoginFailures(ctx, before)
+				require.NoError(t, err, "PurgeLoginFailures before %v", before)
+				return n
+			}
+			// Purged: Last before at(0), whatever Count and Since are.
+			record("old", at(-2*time.Hour))
+			record("old-many", at(-3*time.Hour), at(-3*time.Hour+time.Minute), at(-2*time.Hour-time.Minute))
+			record("just-before", at(-time.Millisecond))
+			record("messy-before", messy(-time.Millisecond)) // kept as at(-1ms)
+			// Kept: Last at or after at(0), even with an old Since.
+			kept := []idm.LoginFailures{
+				record("boundary", at(0)),
+				record("boundary-messy", messy(0)), // kept as at(0)
+				record("since-old", at(-50*time.Minute), at(-40*time.Minute), at(time.Minute)),
+				record("future", at(time.Hour)),
+			}
+			assert.Equal(t, 3, kept[2].Count)
+
+			// before is compared at millisecond precision: messy(0) is at(0).
+			assert.Equal(t, 4, purge(messy(0)))
+			for _, key := range []string{"old", "old-many", "just-before", "messy-before"} {
+				got, err := s.LoginFailures(ctx, key)
+				require.NoError(t, err)
+				assertSame(t, idm.LoginFailures{Key: key}, got, "purged %q", key)
+			}
+			for _, want := range kept {
+				got, err := s.LoginFailures(ctx, want.Key)
+				require.NoError(t, err)
+				assertSame(t, want, got, "kept %q unchanged", want.Key)
+			}
+			assert.Equal(t, 0, purge(at(0)), "nothing left before at(0)")
+			assert.Equal(t, 0, purge(time.Time{}), "nothing is before the zero time")
+
+			// A purged key starts again at 1, although its old window
+			// (Since at(-3h) plus 24h) would not have ended yet.
+			got, err := s.RecordLoginFailure(ctx, "old-many", at(2*time.Minute), 24*time.Hour)
+			require.NoError(t, err)
+			assertSame(t, idm.LoginFailures{Key: "old-many", Count: 1, Since: at(2 * time.Minute), Last: at(2 * time.Minute)}, got)
+			// A kept counter goes on counting in its window.
+			got, err = s.RecordLoginFailure(ctx, "since-old", at(2*time.Minute), window)
+			require.NoError(t, err)
+			assertSame(t, idm.LoginFailures{Key: "since-old", Count: 4, Since: at(-50 * time.Minute), Last: at(2 * time.Minute)}, got)
+
+			// Last at(0) and at(0)+1ms: the boundary moves with before.
+			assert.Equal(t, 2, purge(at(time.Millisecond)), "the two counters with Last at(0)")
+			assert.Equal(t, 2, purge(at(time.Hour)), "since-old and old-many (Last at(2m))")
+			got, err = s.LoginFailures(ctx, "future")
+			require.NoError(t, err)
+			assertSame(t, kept[3], got, "Last equal to before is kept")
+			assert.Equal(t, 1, purge(at(time.Hour+time.Millisecond)))
+			assert.Equal(t, 0, purge(at(24*time.Hour)), "all gone")
+		}},
 		{"LoginFailuresConcurrent", func(t *testing.T, s idm.Store) {
 			ctx := t.Context()
 			const n = 20
@@ -378,6 +445,9 @@ func storeTests() []test {
 			require.NoError(t, err)
 			assert.Zero(t, n)
 			n, err = s.PurgeExpiredResetTokens(ctx, at(0))
+			require.NoError(t, err)
+			assert.Zero(t, n)
+			n, err = s.PurgeLoginFailures(ctx, at(0))
 			require.NoError(t, err)
 			assert.Zero(t, n)
 			done, err := s.Bootstrapped(ctx)
