@@ -26,7 +26,10 @@ const (
 // accounts are counted under the same kind of key, so throttling never tells
 // whether an account exists.
 func LoginKey(username string) string {
-	return strings.ToLower(norm.NFC.String(username))
+	// Lower-casing can leave a sequence that NFC composes further (T+U+0308
+	// becomes t+U+0308, which composes to U+1E97), so normalise again after
+	// it: the key must be a fixed point, or the same user would get two keys.
+	return norm.NFC.String(strings.ToLower(norm.NFC.String(username)))
 }
 
 // tokenResponse is the body of a successful POST /auth.

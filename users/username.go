@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
@@ -29,13 +30,18 @@ func NormalizeUsername(s string) (string, error) {
 	case len(s) > MaxUsernameBytes:
 		return "", idm.E(idm.ErrInvalid, fmt.Sprintf("username must be at most %d bytes long", MaxUsernameBytes))
 	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Name != "" || a.Address != s || strings.ContainsAny(s, "[]") {
+	if !utf8.ValidString(s) { // lower-casing would replace the bad bytes
 		return "", idm.E(idm.ErrInvalid, "username must be an email address such as name@example.org")
 	}
+	// Normalise first and check what is stored: NFC can turn a letter into
+	// one that an address may not hold (U+037E becomes ';').
 	lower := auth.LoginKey(s)
 	if len(lower) > MaxUsernameBytes { // normalising may lengthen some letters
 		return "", idm.E(idm.ErrInvalid, fmt.Sprintf("username must be at most %d bytes long", MaxUsernameBytes))
+	}
+	a, err := mail.ParseAddress(lower)
+	if err != nil || a.Name != "" || a.Address != lower || strings.ContainsAny(lower, "[]") {
+		return "", idm.E(idm.ErrInvalid, "username must be an email address such as name@example.org")
 	}
 	return lower, nil
 }
