@@ -1,7 +1,6 @@
 package idm_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -73,26 +72,10 @@ func rvNewEnv(t *testing.T, store idm.Store, wrap func(http.Handler) http.Handle
 	return e
 }
 
-// rvResponse is an answer of the server, read in full.
-type rvResponse struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// message returns the message of a JSON error envelope, "" for another body.
-func (r rvResponse) message() string {
-	var b idm.ErrorBody
-	if json.Unmarshal(r.body, &b) != nil {
-		return ""
-	}
-	return b.Error.Message
-}
-
 // do sends a request with the admin's token; header holds more header
 // name/value pairs, and an "Authorization" among them replaces the token
 // ("" for none).
-func (e *rvEnv) do(t *testing.T, method, target, body string, header ...string) rvResponse {
+func (e *rvEnv) do(t *testing.T, method, target, body string, header ...string) response {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -122,11 +105,11 @@ func (e *rvEnv) do(t *testing.T, method, target, body string, header ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rvResponse{status: res.StatusCode, header: res.Header, body: b}
+	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
 // must sends a request and fails t unless the answer has status want.
-func (e *rvEnv) must(t *testing.T, want int, method, target, body string) rvResponse {
+func (e *rvEnv) must(t *testing.T, want int, method, target, body string) response {
 	t.Helper()
 	r := e.do(t, method, target, body)
 	if r.status != want {
