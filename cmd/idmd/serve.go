@@ -34,7 +34,6 @@ const (
 type service struct {
 	handler http.Handler
 	reset   *resetflow.Handler // nil without mail
-	metrics *metrics
 }
 
 // newService wires every handler package onto one root mux over store.
@@ -106,7 +105,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
 	h := http.MaxBytesHandler(observe(refuseLargeBodies(mux, idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
-	return &service{handler: h, reset: resetH, metrics: m}, nil
+	return &service{handler: h, reset: resetH}, nil
 }
 
 // loadKeys returns the signing keys the configuration names: PEM key files,
