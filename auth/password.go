@@ -76,7 +76,7 @@ type Passwords struct {
 	waiting   atomic.Int64
 	maxQueue  int64
 	dummy     []byte // a hash of the current scheme at cost, of a random password
-	common    map[string]struct{}
+	common    string // see commonPasswords
 }
 
 // NewPasswords validates c, fills in its defaults and returns a Passwords.

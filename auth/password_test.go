@@ -231,3 +231,30 @@ func TestPasswordsCheck(t *testing.T) {
 		assert.NoError(t, p12.Check("k7#vQ2!zk7#v"))
 	})
 }
+
+// TestIsCommon checks the edges of the list lookup: its first and last
+// entries, and strings that are in the list's text without being entries.
+func TestIsCommon(t *testing.T) {
+	p := fastPasswords(t)
+	tests := []struct {
+		pw   string
+		want bool
+	}{
+		{"123456", true},    // the first entry
+		{"159753456", true}, // the last entry
+		{"PassWord", true},
+		{"", false},
+		{"ustno", false},                            // inside an entry
+		{"rustno1", false},                          // the end of an entry
+		{"123456\npassword", false},                 // two entries
+		{"123456\n", false},                         // an entry and its line end
+		{"# Lines starting with", false},            // in the comment header
+		{"licence: mit, copyright (c) 2018", false}, // the start of a comment line
+		{"k7#vQ2!z", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pw, func(t *testing.T) {
+			assert.Equal(t, tt.want, p.IsCommon(tt.pw))
+		})
+	}
+}

@@ -196,7 +196,14 @@ func (s *Store) init() error {
 	if err := s.loadUsers(); err != nil {
 		return err
 	}
-	return s.loadLinks()
+	if err := s.loadLinks(); err != nil {
+		return err
+	}
+	// Loading read every page of those records through the memory map;
+	// requests answer from memory, so the pages need not stay resident.
+	// Only the memory accounting depends on it, so a failure is ignored.
+	_ = s.ReleaseMemory(context.Background())
+	return nil
 }
 
 // Close closes the database file. Later calls do nothing and return nil;

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -171,15 +172,18 @@ func serve(ctx context.Context, args []string, std stdio) int {
 		}
 		return exitFail
 	}
-	// Housekeeping stops before the store closes (deferred calls run in
-	// reverse order).
-	jctx, stopJanitor := context.WithCancel(ctx)
-	janitorDone := make(chan struct{})
-	go func() {
-		defer close(janitorDone)
-		runJanitor(jctx, store, log, janitorEvery, time.Now)
-	}()
-	defer func() { stopJanitor(); <-janitorDone }()
+	// Housekeeping and the idle memory release stop before the store
+	// closes (deferred calls run in reverse order).
+	bg, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer func() { stopBackground(); background.Wait() }()
+	background.Go(func() { runJanitor(bg, store, log, janitorEvery, time.Now) })
+	idle := newIdleTracker(time.Now)
+	background.Go(func() {
+		tick := time.NewTicker(idleReleaseAfter / 4)
+		defer tick.Stop()
+		idle.run(bg, idleReleaseAfter, tick.C, func(ctx context.Context) { releaseMemory(ctx, store, log) })
+	})
 	if b, ok := store.(backuper); ok && cfg.MongoURI == "" {
 		stopAdmin, err := serveAdminSocket(adminSocketPath(cfg.DB), b, store, log)
 		if err != nil {
@@ -193,8 +197,11 @@ func serve(ctx context.Context, args []string, std stdio) int {
 		fmt.Fprintf(std.err, "idmd: cannot listen on IDM_ADDR (-addr) %s: %v\n", cfg.Addr, err)
 		return exitFail
 	}
+	// What opening the store and wiring the service allocated and no longer
+	// needs goes back to the system before the first request.
+	releaseMemory(ctx, store, log)
 	srv := &http.Server{
-		Handler:           svc.handler,
+		Handler:           idle.wrap(svc.handler),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
