@@ -92,4 +92,5 @@ func releaseMemory(ctx context.Context, store any, log *slog.Logger) {
 		}
 	}
 	debug.FreeOSMemory()
+	log.DebugContext(ctx, "idle: released memory")
 }

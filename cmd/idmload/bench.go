@@ -590,6 +590,10 @@ func (p *peakSampler) end() uint64 {
 // measure runs every workload, prints the table and the targets, and
 // returns exitMissed when a target was missed.
 func (b *bench) measure(ctx context.Context) (int, error) {
+	// Setting up sent requests of every kind; idle memory is read once idmd
+	// has been idle for as long as after the load.
+	b.logf("idling %v before reading idmd's idle memory", b.cfg.Settle)
+	sleepCtx(ctx, b.cfg.Settle)
 	idleStart, err := b.idmd.memory(ctx)
 	if err != nil {
 		return exitSetup, fmt.Errorf("reading idmd's memory: %w", err)
@@ -647,8 +651,8 @@ func (b *bench) report(idleStart, idleEnd memory, peak uint64) {
 		cells = append(cells, r.cells())
 	}
 	fmt.Fprint(b.out, formatTable(tableHeader, cells))
-	fmt.Fprintf(b.out, "\nidmd resident memory: idle before the load %s; idle %v after it %s; peak %s\n\n",
-		formatMem(idleStart), b.cfg.Settle, formatMem(idleEnd), formatMB(peak))
+	fmt.Fprintf(b.out, "\nidmd resident memory, each after %v idle: before the load %s; after it %s; peak %s\n\n",
+		b.cfg.Settle, formatMem(idleStart), formatMem(idleEnd), formatMB(peak))
 
 	for _, r := range b.rows {
 		if r.target != "" {

@@ -97,7 +97,7 @@ type config struct {
 	LoginDuration time.Duration  // measured time of the login workload
 	Rounds        int            // alternations of a read workload with its reference
 	Warmup        time.Duration  // unmeasured start of every slice
-	Settle        time.Duration  // idle time before the idle RSS is read
+	Settle        time.Duration  // idle time before each reading of the idle RSS
 	Soak          time.Duration  // > 0: soak mode
 	IdmdEnv       []string       // extra environment of the idmd child
 	Run           *regexp.Regexp // selects the workloads by name
@@ -126,7 +126,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	fs.DurationVar(&c.LoginDuration, "login-duration", 8*time.Second, "measured time of the login workload")
 	fs.IntVar(&c.Rounds, "rounds", 6, "how often a read workload alternates with its reference")
 	fs.DurationVar(&c.Warmup, "warmup", 200*time.Millisecond, "unmeasured start of every measured slice")
-	fs.DurationVar(&c.Settle, "settle", 5*time.Second, "idle time after the load before idmd's idle memory is read")
+	fs.DurationVar(&c.Settle, "settle", 5*time.Second, "idle time before idmd's idle memory is read, before and after the load")
 	fs.DurationVar(&c.Soak, "soak", 0, "run the mixed workload this long and report idmd's memory and goroutines at start and end (instead of the table)")
 	var env multiFlag
 	fs.Var(&env, "idmd-env", "extra KEY=VALUE in the environment of the idmd child (repeatable)")

@@ -65,7 +65,8 @@ func (b *bench) soak(ctx context.Context) (int, error) {
 		}
 		return soakPoint{label: label, mem: m, goroutines: g}, nil
 	}
-	before, err := point("idle before the load")
+	sleepCtx(ctx, b.cfg.Settle)
+	before, err := point(fmt.Sprintf("idle %v before the load", b.cfg.Settle))
 	if err != nil {
 		return exitSetup, err
 	}
