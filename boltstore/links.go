@@ -270,8 +270,12 @@ func (s *Store) LinksForSubjects(ctx context.Context, sssids ...string) ([]idm.L
 	if err := s.checkOpen(ctx, "links for subjects"); err != nil {
 		return nil, err
 	}
-	// A subject given twice counts once. Few SSSIDs (a page) are compared
-	// with the ones before; many are checked against a set.
+	// A subject given twice counts once. Few SSSIDs (a page) are looked up
+	// as they come, and a subject's entries given twice are dropped after
+	// the sort, where they are next to each other (entries are unique
+	// pointers, and compareLinks orders distinct links strictly, as IDs are
+	// unique); many are checked against a set first, so that a long list of
+	// repeated SSSIDs cannot multiply the entries.
 	const fewSSSIDs = 64
 	var seen map[string]struct{}
 	if len(sssids) > fewSSSIDs {
@@ -279,26 +283,31 @@ func (s *Store) LinksForSubjects(ctx context.Context, sssids ...string) ([]idm.L
 	}
 	var entries []*linkEntry
 	s.lmu.RLock()
-	for i, sssid := range sssids {
+	for _, sssid := range sssids {
 		list := s.links.bySubject[sssid]
 		if len(list) == 0 {
 			continue
 		}
-		if seen == nil {
-			if slices.Contains(sssids[:i], sssid) {
-				continue
-			}
-		} else {
+		if seen != nil {
 			if _, dup := seen[sssid]; dup {
 				continue
 			}
 			seen[sssid] = struct{}{}
 		}
+		if entries == nil {
+			// About one link per subject, as a guess.
+			entries = make([]*linkEntry, 0, max(len(list), min(len(sssids), fewSSSIDs)))
+		}
 		entries = append(entries, list...)
 	}
 	s.lmu.RUnlock()
 	// The entries are never modified, so they can be read without the lock.
-	slices.SortFunc(entries, compareLinks)
+	if !slices.IsSortedFunc(entries, compareLinks) {
+		slices.SortFunc(entries, compareLinks)
+	}
+	if seen == nil {
+		entries = slices.Compact(entries)
+	}
 	out := make([]idm.Link, len(entries))
 	for i, e := range entries {
 		out[i] = e.l

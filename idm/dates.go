@@ -73,5 +73,39 @@ const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 // fractional digits, e.g. "2026-11-29T12:24:05.645748Z" or
 // "2026-11-29T12:24:05.000000Z".
 func FormatTime(t time.Time) string {
-	return t.UTC().Format(timeLayout)
+	var a [len(timeLayout)]byte
+	return string(appendTime(a[:0], t))
+}
+
+// appendTime appends [FormatTime] of t to b: t.UTC().Format(timeLayout).
+func appendTime(b []byte, t time.Time) []byte {
+	if tb, ok := appendTimeDigits(b, t); ok {
+		return tb
+	}
+	return t.UTC().AppendFormat(b, timeLayout)
+}
+
+// appendTimeDigits appends [FormatTime] of t to b, digit by digit, and
+// reports true, when the year of t in UTC is from 0 to 9999, which the
+// layout shows as four digits without a sign; for any other year it
+// returns b unchanged and false. What it appends is made of the digits
+// 0-9, '-', 'T', ':', '.' and 'Z' only. Fractional seconds are truncated
+// to microseconds, as the layout's ".000000" does.
+func appendTimeDigits(b []byte, t time.Time) ([]byte, bool) {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return b, false
+	}
+	hour, minute, sec := t.Clock()
+	us := t.Nanosecond() / 1000
+	return append(b,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10),
+		byte('0'+us/100%10), byte('0'+us/10%10), byte('0'+us%10), 'Z'), true
 }

@@ -202,39 +202,62 @@ func (s subjectDoc) MarshalJSON() ([]byte, error) {
 // earlier (enrolled) or later (withdrawn) than the stored values. A stored
 // value that does not parse is kept as it is.
 func deriveDates(s Subject, links []Link) Subject {
-	for _, l := range links {
-		if l.SSSID != s.SSSID {
-			continue
-		}
-		switch {
-		case l.WithdrawnOn != "":
-			w, err := ParseDate(l.WithdrawnOn)
-			if err != nil {
-				continue
-			}
-			if s.DateWithdrawn == "" {
-				s.DateWithdrawn = l.WithdrawnOn
-			} else if cur, err := ParseDate(s.DateWithdrawn); err == nil && w.After(cur) {
-				s.DateWithdrawn = l.WithdrawnOn
-			}
-		case !l.LinkedOn.IsZero():
-			if s.DateEnrolled == "" {
-				s.DateEnrolled = FormatTime(l.LinkedOn)
-			} else if cur, err := ParseDate(s.DateEnrolled); err == nil && l.LinkedOn.Before(cur) {
-				s.DateEnrolled = FormatTime(l.LinkedOn)
-			}
+	for i := range links {
+		if links[i].SSSID == s.SSSID {
+			deriveFromLink(&s, &links[i])
 		}
 	}
 	return s
 }
 
-// linksBySubject groups links by SSSID.
-func linksBySubject(links []Link) map[string][]Link {
-	m := make(map[string][]Link)
-	for _, l := range links {
-		m[l.SSSID] = append(m[l.SSSID], l)
+// deriveFromLink applies one link of s, the next in creation order, to the
+// dates of s (see [deriveDates]).
+func deriveFromLink(s *Subject, l *Link) {
+	switch {
+	case l.WithdrawnOn != "":
+		w, err := ParseDate(l.WithdrawnOn)
+		if err != nil {
+			return
+		}
+		if s.DateWithdrawn == "" {
+			s.DateWithdrawn = l.WithdrawnOn
+		} else if cur, err := ParseDate(s.DateWithdrawn); err == nil && w.After(cur) {
+			s.DateWithdrawn = l.WithdrawnOn
+		}
+	case !l.LinkedOn.IsZero():
+		if s.DateEnrolled == "" {
+			s.DateEnrolled = FormatTime(l.LinkedOn)
+		} else if cur, err := ParseDate(s.DateEnrolled); err == nil && l.LinkedOn.Before(cur) {
+			s.DateEnrolled = FormatTime(l.LinkedOn)
+		}
 	}
-	return m
+}
+
+// deriveAllDates sets the dates that links imply on every subject, as
+// [deriveDates] does for one: links, in creation order, are the links of
+// the subjects (links of others are ignored). With the subjects indexed by
+// SSSID, it goes over the links once.
+func deriveAllDates(subjects []Subject, links []Link) {
+	if len(links) == 0 {
+		return
+	}
+	at := make(map[string]int, len(subjects))
+	for i := range subjects {
+		at[subjects[i].SSSID] = i
+	}
+	if len(at) < len(subjects) {
+		// Subjects with the same SSSID, which no store returns: each of
+		// them gets the dates of all their links.
+		for i := range subjects {
+			subjects[i] = deriveDates(subjects[i], links)
+		}
+		return
+	}
+	for li := range links {
+		if i, ok := at[links[li].SSSID]; ok {
+			deriveFromLink(&subjects[i], &links[li])
+		}
+	}
 }
 
 // findSubject returns the subject with the given SSSID with its derived
@@ -400,10 +423,7 @@ func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Princi
 		if err != nil {
 			return fmt.Errorf("links of subjects: %w", err)
 		}
-		bySubject := linksBySubject(links)
-		for i, s := range subjects {
-			subjects[i] = deriveDates(s, bySubject[s.SSSID])
-		}
+		deriveAllDates(subjects, links)
 	}
 	writeSubjectPage(w, subjects, total)
 	return nil
