@@ -23,25 +23,72 @@ import (
 // store opens and changed only after a write has committed, under s.wmu, so
 // it always equals the committed state.
 
-// linkEntry is one link in the cache. It is never modified: an update
-// replaces the entry. idm.Link holds no slices or maps, so copying l copies
-// the link entirely.
+// Strings of a link, in the order they are packed into its cache entry.
+const (
+	lID = iota
+	lSSSID
+	lIssuer
+	lAudience
+	lAlgorithm
+	lJWT
+	lJWTHash
+	lLinkedTo
+	lLinkedSystem
+	lWithdrawnOn
+	numLinkFields
+)
+
+// linkEntry is one link in the cache, kept compact (see pack.go). It is
+// never modified: an update replaces the entry.
 type linkEntry struct {
-	l       idm.Link
-	created int64 // Unix milliseconds of l.Created, for sorting
+	str  string // the strings, in the order of the l* constants
+	ends [numLinkFields]uint32
+	sec  [4]int64 // Created, Changed, LinkedOn, Revoked
+	nsec [4]int32
+	exp  int64
+	rev  int64
 }
 
 func newLinkEntry(l idm.Link) *linkEntry {
-	return &linkEntry{l: l, created: l.Created.UnixMilli()}
+	fields := [numLinkFields]string{l.ID, l.SSSID, l.Issuer, l.Audience, l.Algorithm, l.JWT, l.JWTHash,
+		l.LinkedTo, l.LinkedSystem, l.WithdrawnOn}
+	n := 0
+	for _, f := range fields {
+		n += len(f)
+	}
+	e := &linkEntry{exp: l.Exp, rev: l.Rev}
+	var p packer
+	p.grow(n)
+	for i, f := range fields {
+		e.ends[i] = p.add(f)
+	}
+	e.str = p.String()
+	for i, t := range [...]time.Time{l.Created, l.Changed, l.LinkedOn, l.Revoked} {
+		e.sec[i], e.nsec[i] = stampOf(t)
+	}
+	return e
+}
+
+// field returns string f (an l* constant) of the link.
+func (e *linkEntry) field(f int) string { return unpack(e.str, e.ends[:], f) }
+
+// link returns the entry's link.
+func (e *linkEntry) link() idm.Link {
+	return idm.Link{
+		ID: e.field(lID), SSSID: e.field(lSSSID), Issuer: e.field(lIssuer), Audience: e.field(lAudience),
+		Algorithm: e.field(lAlgorithm), JWT: e.field(lJWT), JWTHash: e.field(lJWTHash),
+		LinkedTo: e.field(lLinkedTo), LinkedSystem: e.field(lLinkedSystem), WithdrawnOn: e.field(lWithdrawnOn),
+		Created: timeOf(e.sec[0], e.nsec[0]), Changed: timeOf(e.sec[1], e.nsec[1]),
+		LinkedOn: timeOf(e.sec[2], e.nsec[2]), Revoked: timeOf(e.sec[3], e.nsec[3]),
+		Exp: e.exp, Rev: e.rev,
+	}
 }
 
 // compareLinks orders links by creation time and then ID, as the keys of
 // links_by_subject do.
 func compareLinks(a, b *linkEntry) int {
-	if c := cmp.Compare(a.created, b.created); c != 0 {
-		return c
-	}
-	return strings.Compare(a.l.ID, b.l.ID)
+	return cmp.Or(cmp.Compare(a.sec[0], b.sec[0]), cmp.Compare(a.nsec[0], b.nsec[0]),
+		strings.Compare(a.field(lID), b.field(lID)))
 }
 
 // linkCache holds all links.
@@ -62,29 +109,29 @@ func newLinkCache() *linkCache {
 
 // add puts a new entry into the cache and its indexes.
 func (c *linkCache) add(e *linkEntry) {
-	c.byID[e.l.ID] = e
-	if e.l.JWTHash != "" {
-		c.byJWT[e.l.JWTHash] = e
+	c.byID[e.field(lID)] = e
+	if e.field(lJWTHash) != "" {
+		c.byJWT[e.field(lJWTHash)] = e
 	}
-	list := c.bySubject[e.l.SSSID]
+	list := c.bySubject[e.field(lSSSID)]
 	i, _ := slices.BinarySearchFunc(list, e, compareLinks)
-	c.bySubject[e.l.SSSID] = slices.Insert(list, i, e)
+	c.bySubject[e.field(lSSSID)] = slices.Insert(list, i, e)
 }
 
 // remove takes an entry of the cache out of it and its indexes.
 func (c *linkCache) remove(e *linkEntry) {
-	delete(c.byID, e.l.ID)
-	if e.l.JWTHash != "" && c.byJWT[e.l.JWTHash] == e {
-		delete(c.byJWT, e.l.JWTHash)
+	delete(c.byID, e.field(lID))
+	if e.field(lJWTHash) != "" && c.byJWT[e.field(lJWTHash)] == e {
+		delete(c.byJWT, e.field(lJWTHash))
 	}
-	list := c.bySubject[e.l.SSSID]
+	list := c.bySubject[e.field(lSSSID)]
 	if i, found := slices.BinarySearchFunc(list, e, compareLinks); found {
 		list = slices.Delete(list, i, i+1)
 	}
 	if len(list) == 0 {
-		delete(c.bySubject, e.l.SSSID)
+		delete(c.bySubject, e.field(lSSSID))
 	} else {
-		c.bySubject[e.l.SSSID] = list
+		c.bySubject[e.field(lSSSID)] = list
 	}
 }
 
@@ -98,11 +145,11 @@ func (s *Store) loadLinks() error {
 				return err
 			}
 			e := newLinkEntry(r.link())
-			c.byID[e.l.ID] = e
-			if e.l.JWTHash != "" {
-				c.byJWT[e.l.JWTHash] = e
+			c.byID[e.field(lID)] = e
+			if e.field(lJWTHash) != "" {
+				c.byJWT[e.field(lJWTHash)] = e
 			}
-			c.bySubject[e.l.SSSID] = append(c.bySubject[e.l.SSSID], e)
+			c.bySubject[e.field(lSSSID)] = append(c.bySubject[e.field(lSSSID)], e)
 			return nil
 		})
 	})
@@ -181,7 +228,7 @@ func (s *Store) FindLink(ctx context.Context, id string) (idm.Link, error) {
 	if e == nil {
 		return idm.Link{}, fmt.Errorf("boltstore: %s: link %q: %w", op, id, idm.ErrNotFound)
 	}
-	return e.l, nil
+	return e.link(), nil
 }
 
 // FindLinkByJWTHash returns the link whose JWTHash is hash, or an error that
@@ -200,7 +247,7 @@ func (s *Store) FindLinkByJWTHash(ctx context.Context, hash string) (idm.Link, e
 	if e == nil {
 		return idm.Link{}, fmt.Errorf("boltstore: %s: link with JWT hash %q: %w", op, hash, idm.ErrNotFound)
 	}
-	return e.l, nil
+	return e.link(), nil
 }
 
 // UpdateLink replaces the link with l.ID by l, provided the stored link has
@@ -310,7 +357,7 @@ func (s *Store) LinksForSubjects(ctx context.Context, sssids ...string) ([]idm.L
 	}
 	out := make([]idm.Link, len(entries))
 	for i, e := range entries {
-		out[i] = e.l
+		out[i] = e.link()
 	}
 	return out, nil
 }

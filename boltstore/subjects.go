@@ -62,125 +62,151 @@ func column(name string) (int, bool) {
 	return 0, false
 }
 
-// subjEntry is one subject in the cache. It is never modified: an update
-// replaces the entry.
+// Strings of a subject, in the order they are packed into its cache entry.
+const (
+	fSSSID = iota
+	fName
+	fBday
+	fEmail
+	fInvited
+	fConsented
+	fEnrolled
+	fWithdrawn
+	fID
+	fSearch // the lower-cased SSSID and name, joined by a NUL byte
+	fLBday  // the lower-cased birthday
+	numSubjFields
+)
+
+// subjEntry is one subject in the cache, kept compact (see pack.go). It is
+// never modified: an update replaces the entry.
 type subjEntry struct {
-	s idm.Subject
-	// lsearch is the lower-cased SSSID and name, joined by a NUL byte (at
-	// lsep) so that one substring search covers both; lbday is the
-	// lower-cased birthday.
-	lsearch, lbday   string
-	lsep             int
-	created, changed int64 // Unix milliseconds, for sorting
-	extraLen         int   // the bytes of all values of s.Extra
+	// str holds the strings of the subject in the order of the f*
+	// constants, then the keys and values of its additional fields,
+	// alternating, sorted by key.
+	str  string
+	ends [numSubjFields]uint32
+	// xends holds where the additional keys and values end in str; it is
+	// nil when Extra is nil and empty when Extra is empty.
+	xends []uint32
+	sec   [2]int64 // Created, Changed
+	nsec  [2]int32
+	lsep  uint32 // the NUL in the fSearch string
+	rev   int64
 }
 
-// subject returns a deep copy of the entry's subject.
-func (e *subjEntry) subject() idm.Subject { return cloneExtra(e.s, e.extraLen) }
-
-// newSubjEntry returns the cache entry of s, with s laid out as
-// [contiguousSubject] does.
 func newSubjEntry(s idm.Subject) *subjEntry {
-	s = contiguousSubject(s)
-	lsssid := strings.ToLower(s.SSSID)
-	return &subjEntry{
-		s:        s,
-		lsearch:  lsssid + "\x00" + strings.ToLower(s.Name),
-		lsep:     len(lsssid),
-		lbday:    strings.ToLower(s.Bday),
-		extraLen: extraLen(s.Extra),
-		created:  s.Created.UnixMilli(),
-		changed:  s.Changed.UnixMilli(),
+	lsssid, lname, lbday := strings.ToLower(s.SSSID), strings.ToLower(s.Name), strings.ToLower(s.Bday)
+	keys := slices.Sorted(maps.Keys(s.Extra))
+	n := len(s.SSSID) + len(s.Name) + len(s.Bday) + len(s.Email) + len(s.DateInvited) + len(s.DateConsented) +
+		len(s.DateEnrolled) + len(s.DateWithdrawn) + len(s.ID) + len(lsssid) + 1 + len(lname) + len(lbday)
+	for _, k := range keys {
+		n += len(k) + len(s.Extra[k])
+	}
+	e := &subjEntry{lsep: uint32(len(lsssid)), rev: s.Rev}
+	var p packer
+	p.grow(n)
+	for i, f := range [...]string{s.SSSID, s.Name, s.Bday, s.Email, s.DateInvited, s.DateConsented,
+		s.DateEnrolled, s.DateWithdrawn, s.ID} {
+		e.ends[i] = p.add(f)
+	}
+	p.add(lsssid)
+	p.add("\x00")
+	e.ends[fSearch] = p.add(lname)
+	e.ends[fLBday] = p.add(lbday)
+	if s.Extra != nil {
+		e.xends = make([]uint32, 0, 2*len(keys))
+		for _, k := range keys {
+			e.xends = append(e.xends, p.add(k), p.addBytes(s.Extra[k]))
+		}
+	}
+	e.str = p.String()
+	e.sec[0], e.nsec[0] = stampOf(s.Created)
+	e.sec[1], e.nsec[1] = stampOf(s.Changed)
+	return e
+}
+
+// field returns string f (an f* constant) of the subject.
+func (e *subjEntry) field(f int) string { return unpack(e.str, e.ends[:], f) }
+
+// subject returns the entry's subject; its Extra, if any, is a new map
+// with new values, which the caller may change.
+func (e *subjEntry) subject() idm.Subject {
+	return idm.Subject{
+		ID: e.field(fID), SSSID: e.field(fSSSID), Name: e.field(fName), Bday: e.field(fBday),
+		Email: e.field(fEmail), DateInvited: e.field(fInvited), DateConsented: e.field(fConsented),
+		DateEnrolled: e.field(fEnrolled), DateWithdrawn: e.field(fWithdrawn),
+		Created: timeOf(e.sec[0], e.nsec[0]), Changed: timeOf(e.sec[1], e.nsec[1]),
+		Extra: e.extra(), Rev: e.rev,
 	}
 }
 
-// contiguousSubject returns s with its strings and the keys of its
-// additional fields copied next to each other into one string, in the order
-// a page shows them (the additional fields' keys sorted, the internal ID
-// last), and the values of its additional fields into one buffer, each
-// value capped as [cloneExtra] caps them, in a new map. A subject read for
-// a page then touches a few adjacent cache lines rather than one for each
-// string, wherever the decoder put it; with many subjects in memory and
-// pages from all over them, those misses were much of a page's cost.
-func contiguousSubject(s idm.Subject) idm.Subject {
-	fields := [...]*string{&s.SSSID, &s.Name, &s.Bday, &s.Email, &s.DateInvited, &s.DateConsented,
-		&s.DateEnrolled, &s.DateWithdrawn, &s.ID}
-	keys := slices.Sorted(maps.Keys(s.Extra))
+// extra returns the additional fields in a new map, their values copied
+// into one new buffer, each capped so that appending to one cannot
+// overwrite the next.
+func (e *subjEntry) extra() map[string]json.RawMessage {
+	if e.xends == nil {
+		return nil
+	}
+	// The keys and values follow the last field.
+	all := slices.Concat(e.ends[numSubjFields-1:], e.xends)
 	n := 0
-	for _, f := range fields {
-		n += len(*f)
+	for j := 2; j < len(all); j += 2 {
+		n += len(unpack(e.str, all, j))
 	}
-	for _, k := range keys {
-		n += len(k)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, f := range fields {
-		b.WriteString(*f)
-	}
-	for _, k := range keys {
-		b.WriteString(k)
-	}
-	all := b.String()
-	for _, f := range fields {
-		*f, all = all[:len(*f)], all[len(*f):]
-	}
-	if s.Extra == nil {
-		return s
-	}
-	extra := make(map[string]json.RawMessage, len(keys))
-	vals := make([]byte, 0, extraLen(s.Extra))
-	for _, k := range keys {
-		key := all[:len(k)]
-		all = all[len(k):]
-		v := s.Extra[k]
-		if v == nil {
-			extra[key] = nil
+	m := make(map[string]json.RawMessage, len(e.xends)/2)
+	buf := make([]byte, 0, n)
+	for j := 1; j < len(all); j += 2 {
+		k := unpack(e.str, all, j)
+		if all[j+1]&nilValue != 0 {
+			m[k] = nil
 			continue
 		}
-		start := len(vals)
-		vals = append(vals, v...)
-		extra[key] = vals[start:len(vals):len(vals)]
+		start := len(buf)
+		buf = append(buf, unpack(e.str, all, j+1)...)
+		m[k] = buf[start:len(buf):len(buf)]
 	}
-	s.Extra = extra
-	return s
+	return m
 }
 
 // matches reports whether the entry matches a lower-cased search term.
 func (e *subjEntry) matches(q string) bool {
-	if strings.HasPrefix(e.lbday, q) {
+	if strings.HasPrefix(e.field(fLBday), q) {
 		return true
 	}
+	search := e.field(fSearch)
 	if strings.IndexByte(q, 0) < 0 {
 		// q cannot match across the separator.
-		return strings.Contains(e.lsearch, q)
+		return strings.Contains(search, q)
 	}
-	return strings.Contains(e.lsearch[:e.lsep], q) || strings.Contains(e.lsearch[e.lsep+1:], q)
+	return strings.Contains(search[:e.lsep], q) || strings.Contains(search[e.lsep+1:], q)
 }
 
 // compareCol compares two entries by one column.
 func compareCol(col int, a, b *subjEntry) int {
+	var f int
 	switch col {
+	case colCreated, colChanged:
+		i := col - colCreated
+		return cmp.Or(cmp.Compare(a.sec[i], b.sec[i]), cmp.Compare(a.nsec[i], b.nsec[i]))
 	case colName:
-		return strings.Compare(a.s.Name, b.s.Name)
+		f = fName
 	case colBday:
-		return strings.Compare(a.s.Bday, b.s.Bday)
+		f = fBday
 	case colEmail:
-		return strings.Compare(a.s.Email, b.s.Email)
-	case colCreated:
-		return cmp.Compare(a.created, b.created)
-	case colChanged:
-		return cmp.Compare(a.changed, b.changed)
+		f = fEmail
 	case colInvited:
-		return strings.Compare(a.s.DateInvited, b.s.DateInvited)
+		f = fInvited
 	case colConsented:
-		return strings.Compare(a.s.DateConsented, b.s.DateConsented)
+		f = fConsented
 	case colEnrolled:
-		return strings.Compare(a.s.DateEnrolled, b.s.DateEnrolled)
+		f = fEnrolled
 	case colWithdrawn:
-		return strings.Compare(a.s.DateWithdrawn, b.s.DateWithdrawn)
+		f = fWithdrawn
+	default:
+		f = fSSSID
 	}
-	return strings.Compare(a.s.SSSID, b.s.SSSID)
+	return strings.Compare(a.field(f), b.field(f))
 }
 
 // orderFunc returns the comparison of a sort order: by col, descending if
@@ -195,7 +221,7 @@ func orderFunc(col int, desc bool) func(a, b *subjEntry) int {
 		if c != 0 {
 			return c
 		}
-		return strings.Compare(a.s.SSSID, b.s.SSSID)
+		return strings.Compare(a.field(fSSSID), b.field(fSSSID))
 	}
 }
 
@@ -242,8 +268,8 @@ func (c *subjectCache) build(col int, desc bool) {
 
 // add puts a new entry into the cache and into the built sort orders.
 func (c *subjectCache) add(e *subjEntry) {
-	c.bySSSID[e.s.SSSID] = e
-	c.ids[e.s.ID] = struct{}{}
+	c.bySSSID[e.field(fSSSID)] = e
+	c.ids[e.field(fID)] = struct{}{}
 	for col := range numCols {
 		for d := range 2 {
 			if !c.built[col][d] {
@@ -258,8 +284,8 @@ func (c *subjectCache) add(e *subjEntry) {
 
 // remove takes an entry out of the cache and the built sort orders.
 func (c *subjectCache) remove(e *subjEntry) {
-	delete(c.bySSSID, e.s.SSSID)
-	delete(c.ids, e.s.ID)
+	delete(c.bySSSID, e.field(fSSSID))
+	delete(c.ids, e.field(fID))
 	for col := range numCols {
 		for d := range 2 {
 			if !c.built[col][d] {
@@ -283,8 +309,8 @@ func (s *Store) loadSubjects() error {
 				return err
 			}
 			e := newSubjEntry(r.subject())
-			c.bySSSID[e.s.SSSID] = e
-			c.ids[e.s.ID] = struct{}{}
+			c.bySSSID[e.field(fSSSID)] = e
+			c.ids[e.field(fID)] = struct{}{}
 			return nil
 		})
 	})
@@ -369,7 +395,7 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 		}
 		return fmt.Errorf("boltstore: %s: SSSID %q: %w", op, n.SSSID, idm.ErrNotFound)
 	}
-	n.ID = old.s.ID
+	n.ID = old.field(fID)
 	val, err := encode(toSubjectRec(n))
 	if err != nil {
 		return wrapErr(op, err)

@@ -9,11 +9,10 @@ import (
 	"github.com/c3-pro/idm/idm"
 )
 
-// TestContiguousSubject checks that contiguousSubject changes only where a
-// subject's strings and values lie: the subject is equal to the one given
-// (nil and empty maps and values kept apart), every value is capped, and
-// the result shares no map or value with the subject given.
-func TestContiguousSubject(t *testing.T) {
+// TestSubjEntry checks that a cache entry gives back the subject it was
+// made of (nil and empty maps and values kept apart), every value capped,
+// sharing no map or value with the subject given or with another read.
+func TestSubjEntry(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for name, s := range map[string]idm.Subject{
 		"zero":      {},
@@ -26,7 +25,8 @@ func TestContiguousSubject(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			want := cloneSubject(s)
-			got := contiguousSubject(s)
+			e := newSubjEntry(s)
+			got := e.subject()
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("got %+v\nwant %+v", got, want)
 			}
@@ -38,6 +38,9 @@ func TestContiguousSubject(t *testing.T) {
 					v[0] = '#'
 					if s.Extra[k][0] == '#' {
 						t.Errorf("value %q shares memory with the given subject", k)
+					}
+					if again := e.subject().Extra[k]; again[0] == '#' {
+						t.Errorf("value %q shares memory with the cache entry", k)
 					}
 				}
 			}
