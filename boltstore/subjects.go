@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -209,16 +211,11 @@ func compareCol(col int, a, b *subjEntry) int {
 	return strings.Compare(a.field(f), b.field(f))
 }
 
-// orderFunc returns the comparison of a sort order: by col, descending if
-// desc, ties broken by SSSID ascending. As SSSIDs are unique, no two
-// entries compare equal.
-func orderFunc(col int, desc bool) func(a, b *subjEntry) int {
+// compareOrder is the comparison of an ascending sort order: by col, ties
+// broken by SSSID. As SSSIDs are unique, no two entries compare equal.
+func compareOrder(col int) func(a, b *subjEntry) int {
 	return func(a, b *subjEntry) int {
-		c := compareCol(col, a, b)
-		if desc {
-			c = -c
-		}
-		if c != 0 {
+		if c := compareCol(col, a, b); c != 0 {
 			return c
 		}
 		return strings.Compare(a.field(fSSSID), b.field(fSSSID))
@@ -226,44 +223,40 @@ func orderFunc(col int, desc bool) func(a, b *subjEntry) int {
 }
 
 // subjectCache holds all subjects. Sort orders are built on first use and
-// kept up to date by add and remove from then on.
+// kept up to date by add and remove from then on. Only ascending orders
+// are kept: a descending order (by col descending, ties still by SSSID
+// ascending) is the ascending one with its runs of equal values taken from
+// the last to the first, each run in its own order (see descPage and
+// descAll), which halves the memory the orders take.
 type subjectCache struct {
 	bySSSID map[string]*subjEntry
 	ids     map[string]struct{} // the subjects' IDs, which are unique too
-	orders  [numCols][2][]*subjEntry
-	built   [numCols][2]bool
+	orders  [numCols][]*subjEntry
+	built   [numCols]bool
 }
 
 func newSubjectCache() *subjectCache {
 	return &subjectCache{bySSSID: map[string]*subjEntry{}, ids: map[string]struct{}{}}
 }
 
-func dirIndex(desc bool) int {
-	if desc {
-		return 1
-	}
-	return 0
+// order returns the entries in the ascending order of col, if that order
+// is built.
+func (c *subjectCache) order(col int) ([]*subjEntry, bool) {
+	return c.orders[col], c.built[col]
 }
 
-// order returns the entries in a sort order, if that order is built.
-func (c *subjectCache) order(col int, desc bool) ([]*subjEntry, bool) {
-	d := dirIndex(desc)
-	return c.orders[col][d], c.built[col][d]
-}
-
-// build builds a sort order.
-func (c *subjectCache) build(col int, desc bool) {
-	d := dirIndex(desc)
-	if c.built[col][d] {
+// build builds the ascending order of col.
+func (c *subjectCache) build(col int) {
+	if c.built[col] {
 		return
 	}
 	idx := make([]*subjEntry, 0, len(c.bySSSID))
 	for _, e := range c.bySSSID {
 		idx = append(idx, e)
 	}
-	slices.SortFunc(idx, orderFunc(col, desc))
-	c.orders[col][d] = idx
-	c.built[col][d] = true
+	slices.SortFunc(idx, compareOrder(col))
+	c.orders[col] = idx
+	c.built[col] = true
 }
 
 // add puts a new entry into the cache and into the built sort orders.
@@ -271,14 +264,17 @@ func (c *subjectCache) add(e *subjEntry) {
 	c.bySSSID[e.field(fSSSID)] = e
 	c.ids[e.field(fID)] = struct{}{}
 	for col := range numCols {
-		for d := range 2 {
-			if !c.built[col][d] {
-				continue
-			}
-			idx := c.orders[col][d]
-			i, _ := slices.BinarySearchFunc(idx, e, orderFunc(col, d == 1))
-			c.orders[col][d] = slices.Insert(idx, i, e)
+		if !c.built[col] {
+			continue
 		}
+		idx := c.orders[col]
+		if len(idx) == cap(idx) {
+			// Room for a few more: append's growth (a quarter of a long
+			// slice) would leave much unused in every order.
+			idx = slices.Grow(idx, len(idx)/64+16)
+		}
+		i, _ := slices.BinarySearchFunc(idx, e, compareOrder(col))
+		c.orders[col] = slices.Insert(idx, i, e)
 	}
 }
 
@@ -287,14 +283,58 @@ func (c *subjectCache) remove(e *subjEntry) {
 	delete(c.bySSSID, e.field(fSSSID))
 	delete(c.ids, e.field(fID))
 	for col := range numCols {
-		for d := range 2 {
-			if !c.built[col][d] {
-				continue
+		if !c.built[col] {
+			continue
+		}
+		idx := c.orders[col]
+		if i, ok := slices.BinarySearchFunc(idx, e, compareOrder(col)); ok {
+			c.orders[col] = slices.Delete(idx, i, i+1)
+		}
+	}
+}
+
+// runOf returns the run of entries around idx[j] whose col equals that of
+// idx[j], as idx[start:end]; idx is in the ascending order of col.
+func runOf(idx []*subjEntry, col, j int) (start, end int) {
+	e := idx[j]
+	start = sort.Search(j, func(i int) bool { return compareCol(col, idx[i], e) >= 0 })
+	rest := idx[j+1:]
+	end = j + 1 + sort.Search(len(rest), func(i int) bool { return compareCol(col, rest[i], e) > 0 })
+	return start, end
+}
+
+// descPage returns the entries at positions lo to hi-1 of the descending
+// order of col; idx is the ascending order.
+func descPage(idx []*subjEntry, col, lo, hi int) []*subjEntry {
+	n := len(idx)
+	hi = min(hi, n)
+	if lo >= hi {
+		return nil
+	}
+	page := make([]*subjEntry, 0, hi-lo)
+	for k := lo; k < hi; {
+		// Position k of the descending order lies in the run that holds
+		// idx[n-1-k], which takes positions n-end to n-1-start there.
+		start, end := runOf(idx, col, n-1-k)
+		for ; k < hi && k < n-start; k++ {
+			page = append(page, idx[start+k-(n-end)])
+		}
+	}
+	return page
+}
+
+// descAll yields the entries in the descending order of col; idx is the
+// ascending order.
+func descAll(idx []*subjEntry, col int) iter.Seq[*subjEntry] {
+	return func(yield func(*subjEntry) bool) {
+		for end := len(idx); end > 0; {
+			start, _ := runOf(idx, col, end-1)
+			for _, e := range idx[start:end] {
+				if !yield(e) {
+					return
+				}
 			}
-			idx := c.orders[col][d]
-			if i, ok := slices.BinarySearchFunc(idx, e, orderFunc(col, d == 1)); ok {
-				c.orders[col][d] = slices.Delete(idx, i, i+1)
-			}
+			end = start
 		}
 	}
 }
@@ -477,24 +517,32 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 	q := strings.ToLower(f.Search)
 
 	s.mu.RLock()
-	idx, built := s.subjects.order(col, f.Desc)
+	idx, built := s.subjects.order(col)
 	if !built {
 		s.mu.RUnlock()
 		s.mu.Lock()
-		s.subjects.build(col, f.Desc)
+		s.subjects.build(col)
 		s.mu.Unlock()
 		s.mu.RLock()
-		idx, _ = s.subjects.order(col, f.Desc)
+		idx, _ = s.subjects.order(col)
 	}
 	defer s.mu.RUnlock()
 
 	var page []*subjEntry
 	total := 0
-	if q == "" {
+	switch {
+	case q == "" && f.Desc:
+		total = len(idx)
+		page = descPage(idx, col, lo, hi)
+	case q == "":
 		total = len(idx)
 		page = idx[min(lo, total):min(hi, total)]
-	} else {
-		for _, e := range idx {
+	default:
+		all := slices.Values(idx)
+		if f.Desc {
+			all = descAll(idx, col)
+		}
+		for e := range all {
 			if !e.matches(q) {
 				continue
 			}

@@ -1,8 +1,13 @@
 package boltstore
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +56,41 @@ func TestSubjEntry(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDescendingOrders checks descPage and descAll against a descending
+// sort (ties by SSSID ascending) of subjects with many ties and empty
+// values, for every window of a few sizes.
+func TestDescendingOrders(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	c := newSubjectCache()
+	for i := range 300 {
+		s := idm.Subject{ID: fmt.Sprintf("id-%d", i), SSSID: fmt.Sprintf("S-%03d", rng.IntN(1000)),
+			Name: []string{"", "Ann", "Bob", "Cy"}[rng.IntN(4)], Bday: fmt.Sprintf("1980-01-%02d", rng.IntN(3)),
+			Created: time.Unix(int64(rng.IntN(5)), int64(rng.IntN(2))).UTC()}
+		if _, dup := c.bySSSID[s.SSSID]; !dup {
+			c.add(newSubjEntry(s))
+		}
+	}
+	n := len(c.bySSSID)
+	for col := range numCols {
+		c.build(col)
+		asc, _ := c.order(col)
+		want := slices.Clone(asc)
+		slices.SortFunc(want, func(a, b *subjEntry) int {
+			return cmp.Or(-compareCol(col, a, b), strings.Compare(a.field(fSSSID), b.field(fSSSID)))
+		})
+		if got := slices.Collect(descAll(asc, col)); !slices.Equal(got, want) {
+			t.Fatalf("column %d: descAll differs from a descending sort", col)
+		}
+		for _, size := range []int{1, 7, 50, n} {
+			for lo := 0; lo <= n+1; lo++ {
+				got := descPage(asc, col, lo, lo+size)
+				if w := want[min(lo, n):min(lo+size, n)]; !slices.Equal(got, w) {
+					t.Fatalf("column %d, positions %d to %d: descPage differs from a descending sort", col, lo, lo+size)
+				}
+			}
+		}
 	}
 }

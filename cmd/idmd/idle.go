@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -24,8 +25,8 @@ type memoryReleaser interface {
 // mapping keeps the pages requests read; the Go runtime returns heap
 // memory only slowly, so an idle idmd would go on holding what its busiest
 // minute needed. Once no request has been in flight for a while after some
-// were served, run releases it: one garbage collection that returns the free
-// heap to the system, and the store's mapped pages (which stay in the page
+// were served, run releases it: garbage collections that free what sync.Pools
+// keep and return the free heap to the system, and the store's mapped pages (which stay in the page
 // cache, so nothing is read from disk again). It runs once per busy period,
 // never while a request is being served.
 type idleTracker struct {
@@ -91,6 +92,10 @@ func releaseMemory(ctx context.Context, store any, log *slog.Logger) {
 			log.DebugContext(ctx, "releasing the store's mapped pages", "err", err)
 		}
 	}
+	// The first collection moves what sync.Pools hold (net/http's
+	// connection buffers, encoders) to their victim caches; the second,
+	// FreeOSMemory's, frees it and returns the free heap to the system.
+	runtime.GC()
 	debug.FreeOSMemory()
 	log.DebugContext(ctx, "idle: released memory")
 }

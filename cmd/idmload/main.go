@@ -1,10 +1,10 @@
 // Command idmload measures idmd under load, side by side with references
 // measured in the same run, and exits non-zero when a target is missed.
 //
-// By default it builds idmd (go build ./cmd/idmd) into a temporary
-// directory, seeds a bbolt database there directly (10 000 subjects with
-// their links and audit trails, and staff accounts), starts idmd on it as a
-// child process and drives each workload with 64 connections, alternating
+// By default it builds idmd (CGO_ENABLED=0 go build ./cmd/idmd, as
+// deploy/DEPLOY.md does) into a temporary directory, seeds a bbolt
+// database there directly (10 000 subjects with their links and audit
+// trails, and staff accounts), starts idmd on it as a child process and drives each workload with 64 connections, alternating
 // with its reference so that both see the same machine:
 //
 //   - GET /subject/{sssid}, GET /subject?offset&perpage=50&ordercol=name,
@@ -116,7 +116,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	c := &config{}
 	fs := flag.NewFlagSet("idmload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.IdmdPath, "idmd", "", "idmd binary to run (default: go build ./cmd/idmd into a temporary directory)")
+	fs.StringVar(&c.IdmdPath, "idmd", "", "idmd binary to run (default: CGO_ENABLED=0 go build ./cmd/idmd into a temporary directory)")
 	fs.StringVar(&c.URL, "url", "", "benchmark the idmd at this URL instead of starting one (password of -user in IDMLOAD_PASSWORD)")
 	fs.StringVar(&c.User, "user", "", "with -url: the staff account to log in with")
 	fs.IntVar(&c.Subjects, "subjects", 10000, "subjects to seed")
