@@ -18,7 +18,10 @@
 // a subject, a user or the links of a page of subjects, or listing a sorted,
 // filtered page of thousands of subjects needs no disk access and no
 // decoding. Subject sort orders are built on first use and then kept up to
-// date with every write.
+// date with every write. The in-memory copies are compact (see pack.go),
+// and the pages of the file that loading read through bbolt's memory map are
+// released afterwards (see [Store.ReleaseMemory]), so that the process keeps
+// little more than the records' own size resident.
 //
 // [Store.Backup] writes a consistent copy of the database while the store
 // serves requests.

@@ -181,7 +181,7 @@ func (b *bench) setupChild(ctx context.Context, hash, password string) error {
 	if path == "" {
 		path = filepath.Join(b.dir, "idmd")
 		// As deploy/DEPLOY.md builds it: a static binary, without the C
-		// library (which a dynamically linked one maps, about 1.5 MB of its
+		// library (which a dynamically linked one maps, about 1.8 MB of its
 		// resident memory).
 		b.logf("building idmd (CGO_ENABLED=0 go build -o %s github.com/c3-pro/idm/cmd/idmd)", path)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "github.com/c3-pro/idm/cmd/idmd")
