@@ -22,13 +22,13 @@ type memoryReleaser interface {
 
 // idleTracker notices when the service falls idle after serving requests.
 // Under load, the Go heap grows to what the load needs and the store's file
-// mapping keeps the pages requests read; the Go runtime returns heap
-// memory only slowly, so an idle idmd would go on holding what its busiest
-// minute needed. Once no request has been in flight for a while after some
-// were served, run releases it: garbage collections that free what sync.Pools
-// keep and return the free heap to the system, and the store's mapped pages (which stay in the page
-// cache, so nothing is read from disk again). It runs once per busy period,
-// never while a request is being served.
+// mapping keeps the pages requests read; the Go runtime returns heap memory
+// only slowly, so an idle idmd would go on holding what its busiest minute
+// needed. Once no request has been in flight for a while after some were
+// served, run releases it: the store's mapped pages (which stay in the page
+// cache, so nothing is read from disk again), then garbage collections that
+// free what sync.Pools keep and return the free heap to the system. It runs
+// once per busy period, never while a request is being served.
 type idleTracker struct {
 	now      func() time.Time
 	inflight atomic.Int64
