@@ -559,47 +559,11 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 	return out, total, nil
 }
 
-// normSubject returns a copy of sub, which the caller may go on to change,
-// with its times normalised.
+// normSubject returns sub with its times normalised. It shares sub's
+// Extra: the writes that use it encode it and pack it into a cache entry
+// (which copies every value) and keep no reference to it.
 func normSubject(sub idm.Subject) idm.Subject {
-	n := cloneSubject(sub)
-	n.Created = idm.Timestamp(n.Created)
-	n.Changed = idm.Timestamp(n.Changed)
-	return n
-}
-
-// cloneSubject returns a deep copy of sub.
-func cloneSubject(sub idm.Subject) idm.Subject {
-	return cloneExtra(sub, extraLen(sub.Extra))
-}
-
-// extraLen returns the number of bytes of all values of extra.
-func extraLen(extra map[string]json.RawMessage) int {
-	n := 0
-	for _, v := range extra {
-		n += len(v)
-	}
-	return n
-}
-
-// cloneExtra returns sub with a deep copy of its Extra, whose values hold n
-// bytes in all. The copied values share one new buffer, each capped so that
-// appending to one cannot overwrite the next.
-func cloneExtra(sub idm.Subject, n int) idm.Subject {
-	if sub.Extra == nil {
-		return sub
-	}
-	buf := make([]byte, 0, n)
-	extra := make(map[string]json.RawMessage, len(sub.Extra))
-	for k, v := range sub.Extra {
-		if v == nil {
-			extra[k] = nil
-			continue
-		}
-		start := len(buf)
-		buf = append(buf, v...)
-		extra[k] = buf[start:len(buf):len(buf)]
-	}
-	sub.Extra = extra
+	sub.Created = idm.Timestamp(sub.Created)
+	sub.Changed = idm.Timestamp(sub.Changed)
 	return sub
 }

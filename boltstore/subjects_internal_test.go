@@ -29,11 +29,10 @@ func TestSubjEntry(t *testing.T) {
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			want := cloneSubject(s)
 			e := newSubjEntry(s)
 			got := e.subject()
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("got %+v\nwant %+v", got, want)
+			if !reflect.DeepEqual(got, s) {
+				t.Fatalf("got %+v\nwant %+v", got, s)
 			}
 			for k, v := range got.Extra {
 				if cap(v) != len(v) {
