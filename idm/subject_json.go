@@ -85,11 +85,14 @@ func (j *subjectJSON) key(key string) {
 // needs no escaping (see [jsonVerbatim]).
 func (j *subjectJSON) string(s string) {
 	if jsonVerbatim(s) {
-		b := append(j.buf.AvailableBuffer(), '"')
-		b = append(b, s...)
-		j.buf.Write(append(b, '"'))
+		j.buf.Write(appendQuoted(j.buf.AvailableBuffer(), s))
 		return
 	}
+	j.escaped(s)
+}
+
+// escaped writes s as a JSON string escaped by encoding/json.
+func (j *subjectJSON) escaped(s string) {
 	if j.enc == nil {
 		j.enc = json.NewEncoder(&j.buf)
 	}
@@ -98,19 +101,26 @@ func (j *subjectJSON) string(s string) {
 	j.buf.Truncate(j.buf.Len() - 1) // the Encoder's newline
 }
 
-// member writes the string member key: s when s is set.
+// member writes the string member key: s when s is set. A value that needs
+// no escaping is written with its key in one step, which is most of what a
+// page writes.
 func (j *subjectJSON) member(key, s string) {
-	if s == "" {
-		return
-	}
-	if !jsonVerbatim(s) {
+	switch {
+	case s == "":
+	case jsonVerbatim(s):
+		j.buf.Write(appendQuoted(j.appendKey(j.buf.AvailableBuffer(), key), s))
+	default:
 		j.key(key)
-		j.string(s)
-		return
+		j.escaped(s)
 	}
-	b := append(j.appendKey(j.buf.AvailableBuffer(), key), '"')
+}
+
+// appendQuoted appends s between quotes to b; s must need no escaping (see
+// [jsonVerbatim]).
+func appendQuoted(b []byte, s string) []byte {
+	b = append(b, '"')
 	b = append(b, s...)
-	j.buf.Write(append(b, '"'))
+	return append(b, '"')
 }
 
 // time writes the member key: t as [FormatTime] renders it, when t is set.
