@@ -63,8 +63,20 @@ type Config struct {
 	Issuer string
 	// Audience is the aud of staff tokens. Default "idm".
 	Audience string
-	// LinkAudience is the aud of enrolment-link tokens; it must differ from
-	// Audience. Default: the Issuer (as the original service had it).
+	// LinkKeys sign and verify enrolment-link tokens (HS256): the first
+	// signs, the others (previous link secrets) still verify, so that QR
+	// codes printed before a rotation keep establishing. They never verify
+	// a staff token, and no link key may be a staff key. Empty: link tokens
+	// are signed with the HS256 signing key of Keys and verified with its
+	// HS256 keys, and New fails when Keys signs with another algorithm (the
+	// mobile app verifies link tokens with HS256 only).
+	LinkKeys []*LinkKey
+	// LinkIssuer is the iss of new link tokens, kept byte for byte (the
+	// mobile app compares it so, trailing slash included). Default: Issuer.
+	LinkIssuer string
+	// LinkAudience is the aud of new link tokens; the mobile app posts to
+	// LinkAudience + "/establish", so it is the service's public base URL.
+	// It must differ from Audience. Default: the Issuer.
 	LinkAudience string
 	// TokenTTL is how long a staff token is valid. Default 12 h.
 	TokenTTL time.Duration
@@ -126,8 +138,15 @@ func New(c Config) (*Handler, error) {
 	if c.Audience == "" {
 		c.Audience = DefaultAudience
 	}
+	if c.LinkIssuer == "" {
+		c.LinkIssuer = c.Issuer
+	}
 	if c.LinkAudience == "" {
 		c.LinkAudience = c.Issuer
+	}
+	linkKeys, err := linkKeySet(c.Keys, c.LinkKeys)
+	if err != nil {
+		return nil, err
 	}
 	if c.LinkAudience == c.Audience {
 		return nil, fmt.Errorf("auth: the staff and link audiences are both %q; they must differ", c.Audience)
@@ -176,12 +195,46 @@ func New(c Config) (*Handler, error) {
 	}
 	h := &Handler{
 		store: c.Store, keys: c.Keys, pw: c.Passwords, limiter: lim,
-		tokens:      newTokens(c.Keys, c.Issuer, c.Audience, c.LinkAudience, c.TokenTTL, c.Leeway, c.AcceptMissingKID, c.Now),
+		tokens: newTokens(tokenConfig{
+			keys: c.Keys, linkKeys: linkKeys, issuer: c.Issuer, audience: c.Audience,
+			linkIssuer: c.LinkIssuer, linkAudience: c.LinkAudience, ttl: c.TokenTTL, leeway: c.Leeway,
+			acceptMissingKID: c.AcceptMissingKID, now: c.Now,
+		}),
 		maxFailures: c.MaxFailures, window: c.FailureWindow, log: c.Logger, now: c.Now, onLogin: c.OnLogin,
 		mux: idm.NewMux(),
 	}
 	h.Install(h.mux.Handle)
 	return h, nil
+}
+
+// linkKeySet returns the keys of link tokens: the configured link keys, or
+// else the HS256 keys of the staff key set (signing with its signing key).
+func linkKeySet(staff *KeySet, link []*LinkKey) (*KeySet, error) {
+	if len(link) == 0 {
+		if staff.Signing().alg != HS256 {
+			return nil, fmt.Errorf("auth: the staff tokens are signed %s, but the mobile app verifies link tokens with HS256: configure a link secret (Config.LinkKeys)", staff.Signing().alg)
+		}
+		var others []*Key
+		for _, k := range staff.keys[1:] {
+			if k.alg == HS256 {
+				others = append(others, k)
+			}
+		}
+		return NewKeySet(staff.Signing(), others...)
+	}
+	keys := make([]*Key, len(link))
+	for i, lk := range link {
+		if lk == nil {
+			return nil, errors.New("auth: nil link key")
+		}
+		if _, ok := staff.Lookup(lk.key.kid); ok {
+			// Every app build ships the link secret: were it also a staff
+			// secret, anyone could sign staff tokens.
+			return nil, errors.New("auth: a link secret is also a staff-token secret; they must differ")
+		}
+		keys[i] = lk.key
+	}
+	return NewKeySet(keys[0], keys[1:]...)
 }
 
 // Install registers the handler's routes on a host mux: "POST /auth",

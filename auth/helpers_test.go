@@ -37,6 +37,21 @@ func fastPasswords(t testing.TB) *auth.Passwords {
 }
 
 // hmacKeys returns a KeySet of one HS256 key with secret.
+// appSecret is the link secret of the published C3-PRO app build.
+const appSecret = "super-duper-secret"
+
+// linkKeys returns link keys for the secrets, the first signing.
+func linkKeys(t testing.TB, secrets ...string) []*auth.LinkKey {
+	t.Helper()
+	var ks []*auth.LinkKey
+	for _, s := range secrets {
+		k, err := auth.NewLinkKey([]byte(s))
+		require.NoError(t, err)
+		ks = append(ks, k)
+	}
+	return ks
+}
+
 func hmacKeys(t testing.TB, secret string) *auth.KeySet {
 	t.Helper()
 	k, err := auth.NewHMACKey([]byte(secret))

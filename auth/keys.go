@@ -125,21 +125,65 @@ func (k *Key) verificationKey() any {
 // "changeme", also repeated to reach the length) and a secret of fewer than
 // 8 distinct bytes.
 func NewHMACKey(secret []byte) (*Key, error) {
+	if err := checkSecretStrength(secret); err != nil {
+		return nil, err
+	}
+	return hmacKey(secret), nil
+}
+
+// checkSecretStrength says why secret is too weak to sign staff tokens, or
+// returns nil: shorter than [MinSecretBytes], a well-known default (also
+// repeated), or fewer than 8 distinct bytes.
+func checkSecretStrength(secret []byte) error {
 	if len(secret) < MinSecretBytes {
-		return nil, fmt.Errorf("auth: the HMAC secret has %d bytes; at least %d are required", len(secret), MinSecretBytes)
+		return fmt.Errorf("auth: the HMAC secret has %d bytes; at least %d are required", len(secret), MinSecretBytes)
 	}
 	if isKnownDefault(secret) {
-		return nil, errors.New("auth: the HMAC secret is a well-known default; generate a random one (e.g. openssl rand -base64 48)")
+		return errors.New("auth: the HMAC secret is a well-known default; generate a random one (e.g. openssl rand -base64 48)")
 	}
 	distinct := map[byte]bool{}
 	for _, b := range secret {
 		distinct[b] = true
 	}
 	if len(distinct) < 8 {
-		return nil, errors.New("auth: the HMAC secret has too little variety; generate a random one (e.g. openssl rand -base64 48)")
+		return errors.New("auth: the HMAC secret has too little variety; generate a random one (e.g. openssl rand -base64 48)")
 	}
-	return hmacKey(secret), nil
+	return nil
 }
+
+// LinkKey is the HS256 key of enrolment-link tokens. The deployed C3-PRO
+// app verifies a scanned link JWT itself with a secret compiled into the app
+// build (the published build has "super-duper-secret"), so the link secret
+// is whatever the app build holds: it may be short or well known. A LinkKey
+// signs and verifies link tokens only; it never verifies a staff token,
+// whatever its strength (see [Config.LinkKeys]).
+type LinkKey struct {
+	key  *Key
+	weak error // why the secret would be too weak for staff tokens; nil if it is not
+}
+
+// NewLinkKey returns the link key for secret. Any non-empty secret is
+// accepted; [LinkKey.Weak] reports one that [NewHMACKey] would refuse.
+func NewLinkKey(secret []byte) (*LinkKey, error) {
+	if len(secret) == 0 {
+		return nil, errors.New("auth: the link secret is empty")
+	}
+	return &LinkKey{key: hmacKey(secret), weak: checkSecretStrength(secret)}, nil
+}
+
+// Weak reports whether the secret is too weak to protect anything on its
+// own (shorter than 32 bytes, a well-known default, little variety), and
+// why. A weak link secret is expected when it comes from a published app
+// build; idmd then says so at start and in GET /status.
+func (k *LinkKey) Weak() (bool, string) {
+	if k.weak == nil {
+		return false, ""
+	}
+	return true, strings.TrimPrefix(k.weak.Error(), "auth: ")
+}
+
+// KID returns the key ID that link tokens signed with the key carry.
+func (k *LinkKey) KID() string { return k.key.kid }
 
 // hmacKey returns an HS256 key for a copy of secret. Its key ID is the first
 // 16 bytes of a domain-separated SHA-256 of the secret, base64url-encoded: it

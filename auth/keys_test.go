@@ -178,7 +178,7 @@ func TestKeySetAndJWKS(t *testing.T) {
 	_, ok = ks.Lookup("nope")
 	assert.False(t, ok)
 
-	e := newEnv(t, func(c *auth.Config) { c.Keys = ks })
+	e := newEnv(t, func(c *auth.Config) { c.Keys = ks; c.LinkKeys = linkKeys(t, appSecret) })
 	r := e.do(http.MethodGet, "/.well-known/jwks.json", "")
 	require.Equal(t, http.StatusOK, r.status)
 	var set auth.JWKSet

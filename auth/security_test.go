@@ -523,7 +523,9 @@ func TestSecurity10StrictJWTValidation(t *testing.T) {
 		require.NoError(t, err)
 		ks, err := auth.NewKeySet(rk)
 		require.NoError(t, err)
-		re := newEnv(t, func(c *auth.Config) { c.Keys = ks; c.Store = e.store; c.Now = e.clock.Now })
+		re := newEnv(t, func(c *auth.Config) {
+			c.Keys, c.LinkKeys, c.Store, c.Now = ks, linkKeys(t, appSecret), e.store, e.clock.Now
+		})
 		re.store = e.store
 		require.Equal(t, http.StatusOK, re.me("Bearer "+re.token(alice, alicePW)).status, "control: RS256 login token")
 
@@ -596,7 +598,9 @@ func TestSecurity11KeysAndPurposes(t *testing.T) {
 	u := before.addUser(alice, alicePW)
 	oldToken := before.token(alice, alicePW)
 	share := func(ks *auth.KeySet) func(*auth.Config) {
-		return func(c *auth.Config) { c.Keys = ks; c.Store = before.store; c.Now = before.clock.Now }
+		return func(c *auth.Config) {
+			c.Keys, c.LinkKeys, c.Store, c.Now = ks, linkKeys(t, appSecret), before.store, before.clock.Now
+		}
 	}
 	after := newEnv(t, share(rotated))
 	after.store = before.store
@@ -628,23 +632,26 @@ func TestSecurity11KeysAndPurposes(t *testing.T) {
 	})
 	require.NoError(t, err)
 	t.Run("a link token has the documented shape", func(t *testing.T) {
-		assert.Equal(t, auth.EdDSA, linkClaims.Algorithm)
+		assert.Equal(t, auth.HS256, linkClaims.Algorithm, "link tokens are HS256 whatever signs staff tokens")
 		assert.Equal(t, auth.DefaultIssuer, linkClaims.Issuer)
 		assert.Equal(t, auth.DefaultIssuer, linkClaims.Audience, "link audience = issuer by default")
 		claims := jwt.MapClaims{}
-		tok, _, err := jwt.NewParser().ParseUnverified(link, claims)
-		require.NoError(t, err)
+		tok, err := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(func() time.Time { return t0 })).ParseWithClaims(link, claims,
+			func(*jwt.Token) (any, error) { return []byte(appSecret), nil })
+		require.NoError(t, err, "verifies with the app's secret")
 		assert.Equal(t, "JWT", tok.Header["typ"])
-		assert.Equal(t, newKey.KID(), tok.Header["kid"])
+		assert.Equal(t, linkKeys(t, appSecret)[0].KID(), tok.Header["kid"])
 		assert.ElementsMatch(t, []string{"jti", "iss", "aud", "exp", "sub", "birthdate"}, claimNames(claims))
 		assert.Equal(t, auth.DefaultIssuer, claims["aud"], "aud is a plain string")
 		got, err := after.h.LinkTokens().VerifyLinkToken(t.Context(), link)
 		require.NoError(t, err)
 		assert.Equal(t, linkClaims, got)
+		assert.Equal(t, idm.LinkClaims{Issuer: auth.DefaultIssuer, Audience: auth.DefaultIssuer, Algorithm: auth.HS256},
+			after.h.LinkTokens().LinkDefaults())
 	})
 	t.Run("link tokens verify past their expiry (the caller checks it)", func(t *testing.T) {
 		later := newEnv(t, func(c *auth.Config) {
-			c.Keys = rotated
+			c.Keys, c.LinkKeys = rotated, linkKeys(t, appSecret)
 			c.Now = func() time.Time { return t0.Add(48 * time.Hour) }
 		})
 		_, err := later.h.LinkTokens().VerifyLinkToken(t.Context(), link)
@@ -662,6 +669,21 @@ func TestSecurity11KeysAndPurposes(t *testing.T) {
 		})
 		assert.Equal(t, http.StatusUnauthorized, after.me("Bearer "+forged).status)
 	})
+	t.Run("a staff-shaped token signed with the link secret is refused as a staff token", func(t *testing.T) {
+		lk := linkKeys(t, appSecret)[0]
+		for name, hdr := range map[string]map[string]any{"with the link kid": {"kid": lk.KID()}, "without kid": nil} {
+			forged := signed(t, jwt.SigningMethodHS256, []byte(appSecret), hdr, staffClaims(u, t0))
+			r := after.me("Bearer " + forged)
+			assert.Equal(t, http.StatusUnauthorized, r.status, name)
+			assert.Equal(t, "Invalid token", r.errorMessage(t), name)
+		}
+		lax := newEnv(t, func(c *auth.Config) {
+			c.Keys, c.LinkKeys, c.Store, c.Now = oldSet, linkKeys(t, appSecret), before.store, before.clock.Now
+			c.AcceptMissingKID = true
+		})
+		forged := signed(t, jwt.SigningMethodHS256, []byte(appSecret), nil, staffClaims(u, t0))
+		assert.Equal(t, http.StatusUnauthorized, lax.me("Bearer "+forged).status, "not even where tokens without kid are accepted")
+	})
 	t.Run("a staff token is refused as a link token", func(t *testing.T) {
 		staff := after.token(alice, alicePW)
 		for _, tok := range []string{staff, oldToken} {
@@ -670,27 +692,38 @@ func TestSecurity11KeysAndPurposes(t *testing.T) {
 			assert.Equal(t, "Forbidden", idm.MessageOf(err))
 		}
 		// Even one re-signed with the link audience still has ver and identity.
-		forged := signed(t, jwt.SigningMethodHS256, []byte(testSecret), map[string]any{"kid": oldKey.KID()},
+		forged := signed(t, jwt.SigningMethodHS256, []byte(appSecret), map[string]any{"kid": linkKeys(t, appSecret)[0].KID()},
 			with(staffClaims(u, t0), jwt.MapClaims{"aud": auth.DefaultIssuer}))
 		_, err := after.h.LinkTokens().VerifyLinkToken(t.Context(), forged)
 		require.ErrorIs(t, err, idm.ErrForbidden)
 	})
-	t.Run("link tokens of another audience or issuer are refused", func(t *testing.T) {
-		other := newEnv(t, func(c *auth.Config) { c.Keys = rotated; c.LinkAudience = "https://app.example" })
-		_, err := other.h.LinkTokens().VerifyLinkToken(t.Context(), link)
-		require.ErrorIs(t, err, idm.ErrForbidden)
-		otherIss := newEnv(t, func(c *auth.Config) {
-			c.Keys = rotated
-			c.Issuer = "https://idm.example"
-			c.LinkAudience = auth.DefaultIssuer
-		})
-		_, err = otherIss.h.LinkTokens().VerifyLinkToken(t.Context(), link)
-		require.ErrorIs(t, err, idm.ErrForbidden)
+	t.Run("a link-shaped token signed with a staff key is refused as a link token", func(t *testing.T) {
+		linkShaped := jwt.MapClaims{
+			"jti": idm.NewID(), "iss": auth.DefaultIssuer, "aud": auth.DefaultIssuer, "exp": t0.Add(time.Hour).Unix(),
+			"sub": "Alice Example", "birthdate": "1980-05-17",
+		}
+		for name, tok := range map[string]string{
+			"HS256 staff key, its kid":    signed(t, jwt.SigningMethodHS256, []byte(testSecret), map[string]any{"kid": oldKey.KID()}, linkShaped),
+			"HS256 staff key, no kid":     signed(t, jwt.SigningMethodHS256, []byte(testSecret), nil, linkShaped),
+			"EdDSA staff key, its kid":    signed(t, jwt.SigningMethodEdDSA, keys.ed, map[string]any{"kid": newKey.KID()}, linkShaped),
+			"HS256 staff key, link's kid": signed(t, jwt.SigningMethodHS256, []byte(testSecret), map[string]any{"kid": linkKeys(t, appSecret)[0].KID()}, linkShaped),
+		} {
+			_, err := after.h.LinkTokens().VerifyLinkToken(t.Context(), tok)
+			require.ErrorIs(t, err, idm.ErrForbidden, name)
+		}
+	})
+	t.Run("a link token with the staff audience is never issued nor accepted", func(t *testing.T) {
 		_, _, err = after.h.LinkTokens().IssueLinkToken(t.Context(), idm.LinkClaims{ID: idm.NewID(), Audience: "idm", Expires: t0})
-		assert.Error(t, err, "a link token with the staff audience is never issued")
+		assert.Error(t, err)
+		forged := signed(t, jwt.SigningMethodHS256, []byte(appSecret), map[string]any{"kid": linkKeys(t, appSecret)[0].KID()}, jwt.MapClaims{
+			"jti": idm.NewID(), "iss": auth.DefaultIssuer, "aud": "idm", "exp": t0.Add(time.Hour).Unix(),
+			"sub": "Alice Example", "birthdate": "1980-05-17",
+		})
+		_, err := after.h.LinkTokens().VerifyLinkToken(t.Context(), forged)
+		require.ErrorIs(t, err, idm.ErrForbidden)
 	})
 	t.Run("staff and link audiences must differ", func(t *testing.T) {
-		_, err := auth.New(auth.Config{Store: before.store, Keys: rotated, Passwords: before.pw, Audience: "same", LinkAudience: "same"})
+		_, err := auth.New(auth.Config{Store: before.store, Keys: rotated, LinkKeys: linkKeys(t, appSecret), Passwords: before.pw, Audience: "same", LinkAudience: "same"})
 		assert.Error(t, err)
 	})
 }

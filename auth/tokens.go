@@ -199,11 +199,15 @@ type StaffClaims struct {
 	Algorithm string    // alg
 }
 
-// tokens issues and verifies staff and link tokens.
+// tokens issues and verifies staff and link tokens. Staff tokens are
+// signed and verified with keys, link tokens with linkKeys (HS256 only):
+// the two sets never stand in for each other.
 type tokens struct {
 	keys             *KeySet
+	linkKeys         *KeySet
 	issuer           string
 	audience         string
+	linkIssuer       string
 	linkAudience     string
 	ttl              time.Duration
 	acceptMissingKID bool
@@ -214,35 +218,59 @@ type tokens struct {
 	verified         *verifiedCache // staff tokens that passed verifyStaff
 }
 
-func newTokens(keys *KeySet, issuer, aud, linkAud string, ttl, leeway time.Duration, acceptMissingKID bool, now func() time.Time) *tokens {
+// tokenConfig is what newTokens needs of a validated [Config].
+type tokenConfig struct {
+	keys, linkKeys                             *KeySet
+	issuer, audience, linkIssuer, linkAudience string
+	ttl, leeway                                time.Duration
+	acceptMissingKID                           bool
+	now                                        func() time.Time
+}
+
+func newTokens(c tokenConfig) *tokens {
 	t := &tokens{
-		keys: keys, issuer: issuer, audience: aud, linkAudience: linkAud, ttl: ttl, acceptMissingKID: acceptMissingKID,
-		leeway: leeway, now: now, verified: newVerifiedCache(verifiedCacheSize),
+		keys: c.keys, linkKeys: c.linkKeys, issuer: c.issuer, audience: c.audience,
+		linkIssuer: c.linkIssuer, linkAudience: c.linkAudience, ttl: c.ttl,
+		acceptMissingKID: c.acceptMissingKID, leeway: c.leeway, now: c.now,
+		verified: newVerifiedCache(verifiedCacheSize),
 	}
 	t.staffParser = jwt.NewParser(
-		jwt.WithValidMethods(keys.Algorithms()),
+		jwt.WithValidMethods(c.keys.Algorithms()),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithIssuer(issuer),
-		jwt.WithAudience(aud),
-		jwt.WithLeeway(leeway),
-		jwt.WithTimeFunc(now),
+		jwt.WithIssuer(c.issuer),
+		jwt.WithAudience(c.audience),
+		jwt.WithLeeway(c.leeway),
+		jwt.WithTimeFunc(c.now),
 		jwt.WithStrictDecoding(),
 	)
-	// Link tokens: signature and algorithm only; issuer and audience are
-	// checked below, expiry by the caller against the stored link.
+	// Link tokens: signature, algorithm (HS256, as the mobile app verifies
+	// them) and shape only; the caller compares issuer and audience with
+	// the link's record and checks expiry against it.
 	t.linkParser = jwt.NewParser(
-		jwt.WithValidMethods(keys.Algorithms()),
+		jwt.WithValidMethods([]string{HS256}),
 		jwt.WithoutClaimsValidation(),
 		jwt.WithStrictDecoding(),
 	)
 	return t
 }
 
-// keyFor is the jwt.Keyfunc of both parsers: it finds the key by kid (or the
-// signing key for a token without kid, when so configured), refuses headers
-// that point at other keys, and pins the algorithm to the key's own.
-func (t *tokens) keyFor(tok *jwt.Token) (any, error) {
+// staffKey is the jwt.Keyfunc of staff tokens: keys of the staff key set.
+func (t *tokens) staffKey(tok *jwt.Token) (any, error) {
+	return keyFor(tok, t.keys, t.acceptMissingKID)
+}
+
+// linkKey is the jwt.Keyfunc of link tokens: keys of the link key set.
+// A link token without a kid is tried with every link key.
+func (t *tokens) linkKey(tok *jwt.Token) (any, error) {
+	return keyFor(tok, t.linkKeys, true)
+}
+
+// keyFor finds the key of keys that a token names by kid, refuses headers
+// that point at other keys, and pins the algorithm to the key's own. A
+// token without kid is refused unless acceptMissingKID; then it is checked
+// with every key of its algorithm.
+func keyFor(tok *jwt.Token, keys *KeySet, acceptMissingKID bool) (any, error) {
 	for h := range tok.Header {
 		switch h {
 		case "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "crit":
@@ -256,20 +284,29 @@ func (t *tokens) keyFor(tok *jwt.Token) (any, error) {
 			return nil, errTokenType
 		}
 	}
-	var key *Key
-	if kid, ok := tok.Header["kid"]; ok {
-		s, isString := kid.(string)
-		if !isString {
-			return nil, errUnknownKID
-		}
-		if key, ok = t.keys.Lookup(s); !ok {
-			return nil, errUnknownKID
-		}
-	} else {
-		if !t.acceptMissingKID {
+	kid, ok := tok.Header["kid"]
+	if !ok {
+		if !acceptMissingKID {
 			return nil, errNoKID
 		}
-		key = t.keys.Signing()
+		var set jwt.VerificationKeySet
+		for _, k := range keys.keys {
+			if tok.Method != nil && tok.Method.Alg() == k.alg {
+				set.Keys = append(set.Keys, k.verificationKey())
+			}
+		}
+		if len(set.Keys) == 0 {
+			return nil, errAlgMismatch
+		}
+		return set, nil
+	}
+	s, isString := kid.(string)
+	if !isString {
+		return nil, errUnknownKID
+	}
+	key, ok := keys.Lookup(s)
+	if !ok {
+		return nil, errUnknownKID
 	}
 	if tok.Method == nil || tok.Method.Alg() != key.alg {
 		return nil, errAlgMismatch
@@ -277,9 +314,9 @@ func (t *tokens) keyFor(tok *jwt.Token) (any, error) {
 	return key.verificationKey(), nil
 }
 
-// sign signs claims with the signing key.
-func (t *tokens) sign(claims jwt.Claims) (string, *Key, error) {
-	key := t.keys.Signing()
+// sign signs claims with the signing key of keys.
+func sign(keys *KeySet, claims jwt.Claims) (string, *Key, error) {
+	key := keys.Signing()
 	tok := jwt.NewWithClaims(key.signingMethod(), claims)
 	tok.Header["kid"] = key.kid
 	s, err := tok.SignedString(key.signingKey())
@@ -302,7 +339,7 @@ func (t *tokens) issueStaff(u idm.User) (string, StaffClaims, error) {
 		Subject: u.ID, Identity: u.ID, Issuer: t.issuer, Audience: audience{t.audience},
 		IssuedAt: iat, NotBefore: iat, ExpiresAt: exp, ID: idm.NewID(), Version: &ver,
 	}
-	s, key, err := t.sign(c)
+	s, key, err := sign(t.keys, c)
 	if err != nil {
 		return "", StaffClaims{}, err
 	}
@@ -322,7 +359,7 @@ func (t *tokens) verifyStaff(token string) (StaffClaims, error) {
 		t.verified.forget(token)
 	}
 	var c staffClaims
-	tok, err := t.staffParser.ParseWithClaims(token, &c, t.keyFor)
+	tok, err := t.staffParser.ParseWithClaims(token, &c, t.staffKey)
 	if err != nil {
 		return StaffClaims{}, idm.Wrap(idm.ErrUnauthorized, "Invalid token", err)
 	}
@@ -341,10 +378,17 @@ func (t *tokens) verifyStaff(token string) (StaffClaims, error) {
 	return v.claims, nil
 }
 
-// IssueLinkToken implements [idm.LinkTokens].
+// LinkDefaults implements [idm.LinkTokens]: the issuer, audience and
+// algorithm of new link tokens.
+func (t *tokens) LinkDefaults() idm.LinkClaims {
+	return idm.LinkClaims{Issuer: t.linkIssuer, Audience: t.linkAudience, Algorithm: t.linkKeys.Signing().alg}
+}
+
+// IssueLinkToken implements [idm.LinkTokens]: an HS256 token signed with the
+// link key, with the header kid of that key.
 func (t *tokens) IssueLinkToken(_ context.Context, c idm.LinkClaims) (string, idm.LinkClaims, error) {
 	if c.Issuer == "" {
-		c.Issuer = t.issuer
+		c.Issuer = t.linkIssuer
 	}
 	if c.Audience == "" {
 		c.Audience = t.linkAudience
@@ -361,7 +405,7 @@ func (t *tokens) IssueLinkToken(_ context.Context, c idm.LinkClaims) (string, id
 		ID: c.ID, Issuer: c.Issuer, Audience: audience{c.Audience}, ExpiresAt: newNumericDate(c.Expires),
 		Subject: c.Subject, Birthdate: c.Birthdate,
 	}
-	s, key, err := t.sign(lc)
+	s, key, err := sign(t.linkKeys, lc)
 	if err != nil {
 		return "", idm.LinkClaims{}, err
 	}
@@ -370,17 +414,18 @@ func (t *tokens) IssueLinkToken(_ context.Context, c idm.LinkClaims) (string, id
 	return s, c, nil
 }
 
-// VerifyLinkToken implements [idm.LinkTokens]: it checks the signature,
-// algorithm, kid, issuer, audience and the shape of a link token, but not its
-// expiry. Every failure wraps idm.ErrForbidden with the message "Forbidden".
+// VerifyLinkToken implements [idm.LinkTokens]: it checks the signature with
+// the link keys (HS256 only; a token signed with a staff key fails), the
+// kid, and the shape of a link token (a jti, one audience that is not the
+// staff audience, no staff claims), but neither its issuer and audience,
+// which the caller compares with the link's record, nor its expiry. Every
+// failure wraps idm.ErrForbidden with the message "Forbidden".
 func (t *tokens) VerifyLinkToken(_ context.Context, token string) (idm.LinkClaims, error) {
 	var c linkClaims
-	tok, err := t.linkParser.ParseWithClaims(token, &c, t.keyFor)
+	tok, err := t.linkParser.ParseWithClaims(token, &c, t.linkKey)
 	if err == nil {
 		switch {
-		case c.Issuer != t.issuer:
-			err = jwt.ErrTokenInvalidIssuer
-		case !c.Audience.contains(t.linkAudience) || c.Audience.contains(t.audience):
+		case len(c.Audience) != 1 || c.Audience.contains(t.audience):
 			err = jwt.ErrTokenInvalidAudience
 		case c.ID == "" || c.Version != nil || c.Identity != nil:
 			err = errNotLink
@@ -390,7 +435,7 @@ func (t *tokens) VerifyLinkToken(_ context.Context, token string) (idm.LinkClaim
 		return idm.LinkClaims{}, idm.Wrap(idm.ErrForbidden, "Forbidden", err)
 	}
 	lc := idm.LinkClaims{
-		ID: c.ID, Issuer: c.Issuer, Audience: t.linkAudience, Subject: c.Subject,
+		ID: c.ID, Issuer: c.Issuer, Audience: c.Audience[0], Subject: c.Subject,
 		Birthdate: c.Birthdate, Algorithm: tok.Method.Alg(),
 	}
 	if c.ExpiresAt != nil {

@@ -110,6 +110,13 @@ func (h *Handler) linkForToken(ctx context.Context, token string) (Link, *LinkCl
 			return Link{}, nil, forbidden(err)
 		case err != nil:
 			return Link{}, nil, fmt.Errorf("find link: %w", err)
+		case l.Issuer != "" && claims.Issuer != l.Issuer, l.Audience != "" && claims.Audience != l.Audience:
+			return Link{}, nil, forbidden(errors.New("link token's iss or aud differs from its link's"))
+		case l.JWTHash != "" && tokenHash(token) != l.JWTHash:
+			// Only the token that was minted for the link establishes it:
+			// the link secret ships in every app build, so a signature
+			// alone proves little.
+			return Link{}, nil, forbidden(errors.New("link token is not the link's current token"))
 		}
 		return l, &claims, nil
 	}

@@ -63,6 +63,10 @@ func (c *testLinkClaims) GetAudience() (jwt.ClaimStrings, error) {
 	return jwt.ClaimStrings{c.Audience}, nil
 }
 
+func (t *hmacLinkTokens) LinkDefaults() idm.LinkClaims {
+	return idm.LinkClaims{Issuer: t.issuer, Audience: t.audience, Algorithm: "HS256"}
+}
+
 func (t *hmacLinkTokens) IssueLinkToken(_ context.Context, c idm.LinkClaims) (string, idm.LinkClaims, error) {
 	if c.Issuer == "" {
 		c.Issuer = t.issuer
@@ -93,10 +97,6 @@ func (t *hmacLinkTokens) VerifyLinkToken(_ context.Context, token string) (idm.L
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation())
 	switch {
 	case err != nil:
-	case c.Issuer != t.issuer:
-		err = jwt.ErrTokenInvalidIssuer
-	case c.Audience != t.audience:
-		err = jwt.ErrTokenInvalidAudience
 	case c.ID == "":
 		err = errors.New("no jti")
 	}

@@ -90,7 +90,10 @@ func (h *Handler) createLink(w http.ResponseWriter, r *http.Request, p *Principa
 		return E(ErrPrecondition, "Subject has not yet been consented")
 	}
 	now := h.clock()
-	l := Link{ID: NewID(), SSSID: s.SSSID, Created: now, Changed: now}
+	// The link's issuer, audience and algorithm are fixed at creation, as
+	// the original service had them: its token is always minted with them.
+	d := h.tokens.LinkDefaults()
+	l := Link{ID: NewID(), SSSID: s.SSSID, Issuer: d.Issuer, Audience: d.Audience, Algorithm: d.Algorithm, Created: now, Changed: now}
 	e := newAudit(p, DocLink, l.ID, "create", now, nil, mustJSON(newLinkDoc(l)))
 	if err := h.record(ctx, e, func() error { return h.store.CreateLink(ctx, l) }); err != nil {
 		return fmt.Errorf("create link: %w", err)
@@ -364,6 +367,11 @@ func (h *Handler) linkJWT(w http.ResponseWriter, r *http.Request, p *Principal) 
 			// minting a new one would stop the printed one from working.
 			return change{}, E(ErrConflict, "this link's token was issued before the migration and cannot be shown again; create a new link")
 		}
+		if alg := h.tokens.LinkDefaults().Algorithm; l.Algorithm != "" && l.Algorithm != alg {
+			// Created for a signing key of another algorithm, which link
+			// tokens no longer use; its algorithm never changes.
+			return change{}, E(ErrConflict, fmt.Sprintf("this link was created for %s tokens, and link tokens are now signed %s; create a new link", clip(l.Algorithm), alg))
+		}
 		s, err := h.store.FindSubject(ctx, l.SSSID)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -371,8 +379,10 @@ func (h *Handler) linkJWT(w http.ResponseWriter, r *http.Request, p *Principal) 
 			}
 			return change{}, fmt.Errorf("find subject of link: %w", err)
 		}
+		// A link keeps the issuer and audience it was created with; one
+		// created before links carried them gets the current ones.
 		token, claims, err := h.tokens.IssueLinkToken(ctx, LinkClaims{
-			ID: l.ID, Subject: s.Name, Birthdate: s.Bday, Expires: now.Add(h.linkTTL),
+			ID: l.ID, Issuer: l.Issuer, Audience: l.Audience, Subject: s.Name, Birthdate: s.Bday, Expires: now.Add(h.linkTTL),
 		})
 		if err != nil {
 			return change{}, fmt.Errorf("issue link token: %w", err)

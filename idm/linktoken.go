@@ -20,13 +20,19 @@ type LinkClaims struct {
 // LinkTokens issues and verifies enrolment-link JWTs. Package idm imports no
 // JWT library: the host passes an implementation (package auth has one).
 type LinkTokens interface {
+	// LinkDefaults returns the Issuer, Audience and Algorithm of new link
+	// tokens. A new link record carries them from its creation on, and
+	// they never change after.
+	LinkDefaults() LinkClaims
 	// IssueLinkToken signs a link token with the claims c. Empty Issuer and
 	// Audience are filled in with the service's link issuer and audience. It
 	// returns the token and the claims as signed, Algorithm included.
 	IssueLinkToken(ctx context.Context, c LinkClaims) (string, LinkClaims, error)
-	// VerifyLinkToken checks the token's signature, algorithm, issuer and
-	// audience, but not its expiry (the caller checks that against the
-	// stored link), and returns its claims. A token that fails a check gives
-	// an error that wraps ErrForbidden; a staff token always fails.
+	// VerifyLinkToken checks the token's signature, algorithm and shape,
+	// and returns its claims. It checks neither the issuer and audience,
+	// which the caller compares with the link's record, nor the expiry,
+	// which the caller checks against the record too. A token that fails a
+	// check gives an error that wraps ErrForbidden; a staff token always
+	// fails.
 	VerifyLinkToken(ctx context.Context, token string) (LinkClaims, error)
 }
