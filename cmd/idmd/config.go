@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,9 @@ type config struct {
 	KeyFiles       []string
 	Issuer         string
 	Audience       string
+	LinkSecret     []byte
+	PrevLinkSecret [][]byte // previous link secrets: they verify, never sign
+	LinkIssuer     string
 	LinkAudience   string
 	TokenTTL       time.Duration
 	PublicURL      string
@@ -129,7 +133,46 @@ func settings() []*setting {
 			apply: one(func(c *config, v string) error { c.Issuer = v; return nil })},
 		{env: "IDM_AUDIENCE", flag: "audience", def: "idm", usage: "audience of staff tokens",
 			apply: one(func(c *config, v string) error { c.Audience = v; return nonEmpty(v) })},
-		{env: "IDM_LINK_AUDIENCE", flag: "link-audience", usage: "audience of enrolment-link tokens (default: the issuer)",
+		{env: "IDM_LINK_SECRET", flag: "link-secret", usage: "HS256 secret of enrolment-link tokens, as compiled into the C3-PRO app build (may be weak); prefer IDM_LINK_SECRET_FILE", secret: true,
+			apply: one(func(c *config, v string) error {
+				if v != "" {
+					c.LinkSecret = []byte(v)
+				}
+				return nil
+			})},
+		{env: "IDM_LINK_SECRET_FILE", flag: "link-secret-file", usage: "file holding the link secret",
+			apply: one(func(c *config, v string) error {
+				if v == "" {
+					return nil
+				}
+				if c.LinkSecret != nil {
+					return errors.New("set either IDM_LINK_SECRET or IDM_LINK_SECRET_FILE, not both")
+				}
+				secrets, err := readSecrets(v)
+				if err != nil {
+					return err
+				}
+				if len(secrets) != 1 {
+					return errors.New("the file must hold one secret")
+				}
+				c.LinkSecret = secrets[0]
+				return nil
+			})},
+		{env: "IDM_LINK_SECRET_PREVIOUS_FILE", flag: "link-secret-previous-file", usage: "file holding previous link secrets, one per line: links printed before a rotation keep establishing",
+			apply: one(func(c *config, v string) error {
+				if v == "" {
+					return nil
+				}
+				secrets, err := readSecrets(v)
+				if err != nil {
+					return err
+				}
+				c.PrevLinkSecret = secrets
+				return nil
+			})},
+		{env: "IDM_LINK_ISSUER", flag: "link-issuer", usage: "iss of enrolment-link tokens, byte for byte as the app build expects it (default: the issuer)",
+			apply: one(func(c *config, v string) error { c.LinkIssuer = v; return nil })},
+		{env: "IDM_LINK_AUDIENCE", flag: "link-audience", usage: "aud of enrolment-link tokens, the base URL the app posts /establish to (default: the public URL)",
 			apply: one(func(c *config, v string) error { c.LinkAudience = v; return nil })},
 		{env: "IDM_TOKEN_TTL", flag: "token-ttl", def: "12h", usage: "lifetime of staff tokens",
 			apply: one(func(c *config, v string) error {
@@ -269,8 +312,23 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (*config, 
 		if c.Issuer == "" {
 			c.Issuer = c.PublicURL
 		}
+		if c.LinkIssuer == "" {
+			c.LinkIssuer = c.Issuer
+		}
 		if c.LinkAudience == "" {
-			c.LinkAudience = c.Issuer
+			c.LinkAudience = c.PublicURL
+		}
+		if len(c.KeyFiles) > 0 && c.LinkSecret == nil {
+			return nil, &configError{s: find(ss, "IDM_LINK_SECRET"), err: errors.New("is required with IDM_KEY_FILE: the C3-PRO app verifies link tokens with HS256 and the secret of its build")}
+		}
+		if c.LinkSecret == nil && len(c.PrevLinkSecret) > 0 {
+			return nil, &configError{s: find(ss, "IDM_LINK_SECRET_PREVIOUS_FILE"), err: errors.New("needs IDM_LINK_SECRET (or IDM_LINK_SECRET_FILE)")}
+		}
+		for _, ls := range append([][]byte{c.LinkSecret}, c.PrevLinkSecret...) {
+			if ls != nil && bytes.Equal(ls, c.Secret) {
+				// Every app build ships the link secret.
+				return nil, &configError{s: find(ss, "IDM_LINK_SECRET"), err: errors.New("must differ from IDM_SECRET: app builds ship the link secret")}
+			}
 		}
 		if c.LinkAudience == c.Audience {
 			return nil, &configError{s: find(ss, "IDM_LINK_AUDIENCE"), err: errors.New("must differ from IDM_AUDIENCE")}
@@ -294,6 +352,25 @@ func find(ss []*setting, env string) *setting {
 		}
 	}
 	panic("no setting " + env) // programming error: a constant name above
+}
+
+// readSecrets reads a secrets file: one secret per line, without the line
+// ends; empty lines are skipped. Errors never quote the file's content.
+func readSecrets(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the file: %w", errors.Unwrap(err))
+	}
+	var secrets [][]byte
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimRight(line, "\r"); line != "" {
+			secrets = append(secrets, []byte(line))
+		}
+	}
+	if len(secrets) == 0 {
+		return nil, errors.New("the file holds no secret")
+	}
+	return secrets, nil
 }
 
 func nonEmpty(v string) error {

@@ -250,7 +250,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Operations: status and metrics.
 	r = call(t, "GET", base+"/status", "", "")
-	require.JSONEq(t, `{"data":{"db":"ok","mail":"ok"}}`, string(r.body))
+	require.JSONEq(t, `{"data":{"db":"ok","mail":"ok","link_secret":"ok"}}`, string(r.body))
 	r = call(t, "GET", base+"/metrics", "", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, string(r.body), `idm_logins_total{outcome="success"} 1`)
@@ -311,6 +311,10 @@ func TestConfigErrors(t *testing.T) {
 		{"public url with credentials", []string{"IDM_PUBLIC_URL=https://u:p@idm.example.org"}, nil, "invalid IDM_PUBLIC_URL (-public-url)"},
 		{"bad mail from", []string{"IDM_SMTP_URL=smtp://127.0.0.1:2525", "IDM_MAIL_FROM=not an address"}, nil, "invalid IDM_MAIL_FROM (-mail-from)"},
 		{"bad proxies", []string{"IDM_TRUSTED_PROXIES=10.0.0.0/8,nonsense"}, nil, "invalid IDM_TRUSTED_PROXIES (-trusted-proxies)"},
+		{"key file without link secret", []string{"IDM_KEY_FILE=/etc/idm/staff.pem"}, nil, "invalid IDM_LINK_SECRET (-link-secret)"},
+		{"link secret equal to the staff secret", []string{"IDM_SECRET=an-hmac-secret-of-more-than-32-bytes!!", "IDM_LINK_SECRET=an-hmac-secret-of-more-than-32-bytes!!"}, nil, "invalid IDM_LINK_SECRET (-link-secret)"},
+		{"link secret twice", []string{"IDM_LINK_SECRET=super-duper-secret", "IDM_LINK_SECRET_FILE=/dev/null"}, nil, "invalid IDM_LINK_SECRET_FILE (-link-secret-file)"},
+		{"previous link secrets without a link secret", []string{"IDM_LINK_SECRET_PREVIOUS_FILE=/etc/hostname"}, nil, "invalid IDM_LINK_SECRET_PREVIOUS_FILE (-link-secret-previous-file)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := append(baseEnv(t), tc.env...)
@@ -320,8 +324,10 @@ func TestConfigErrors(t *testing.T) {
 			require.Len(t, lines, 1, "one clear line: %q", out)
 			require.Contains(t, lines[0], tc.want)
 			for _, e := range tc.env {
-				if v, ok := strings.CutPrefix(e, "IDM_SECRET="); ok {
-					require.NotContains(t, out, v, "the secret is echoed")
+				for _, name := range []string{"IDM_SECRET=", "IDM_LINK_SECRET="} {
+					if v, ok := strings.CutPrefix(e, name); ok {
+						require.NotContains(t, out, v, "the secret is echoed")
+					}
 				}
 			}
 		})

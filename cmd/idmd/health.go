@@ -16,9 +16,11 @@ type pinger interface {
 
 // health serves /, /healthz, /readyz and /status (API.md "Health").
 type health struct {
-	store   pinger
-	mail    pinger // nil when mail is not configured
-	timeout time.Duration
+	store pinger
+	mail  pinger // nil when mail is not configured
+	// linkSecret is what /status says of the link secret: "ok" or "weak".
+	linkSecret string
+	timeout    time.Duration
 }
 
 func (h *health) install(handle func(pattern string, h http.Handler)) {
@@ -36,7 +38,7 @@ func (h *health) install(handle func(pattern string, h http.Handler)) {
 		idm.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}))
 	handle("GET /status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status := map[string]string{"db": "ok", "mail": "disabled"}
+		status := map[string]string{"db": "ok", "mail": "disabled", "link_secret": h.linkSecret}
 		if err := h.ping(r.Context(), h.store); err != nil {
 			status["db"] = "error"
 		}

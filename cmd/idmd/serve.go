@@ -45,13 +45,17 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	linkKeys, linkStatus, err := loadLinkKeys(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	passwords, err := auth.NewPasswords(auth.PasswordConfig{})
 	if err != nil {
 		return nil, err
 	}
 	authH, err := auth.New(auth.Config{
-		Store: store, Keys: keys, Passwords: passwords,
-		Issuer: cfg.Issuer, Audience: cfg.Audience, LinkAudience: cfg.LinkAudience, TokenTTL: cfg.TokenTTL,
+		Store: store, Keys: keys, Passwords: passwords, LinkKeys: linkKeys,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, LinkIssuer: cfg.LinkIssuer, LinkAudience: cfg.LinkAudience, TokenTTL: cfg.TokenTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 		TrustedProxies: cfg.TrustedProxies, Logger: log, OnLogin: m.login,
 	})
@@ -100,7 +104,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 		resetH.Install(mux.Handle)
 	}
 	apiH.Install(mux.Handle)
-	(&health{store: store, mail: mail, timeout: pingTimeout}).install(mux.Handle)
+	(&health{store: store, mail: mail, linkSecret: linkStatus, timeout: pingTimeout}).install(mux.Handle)
 	mux.Handle("GET /metrics", m.handler())
 
 	// observe must hand the mux the very request whose Pattern it logs, so
@@ -136,6 +140,34 @@ func loadKeys(ctx context.Context, cfg *config, store idm.Store) (*auth.KeySet, 
 		return auth.LoadOrCreateKeys(ctx, store, time.Now())
 	}
 	return auth.NewKeySet(ks[0], ks[1:]...)
+}
+
+// loadLinkKeys returns the keys of enrolment-link tokens that the
+// configuration names (none: link tokens use the service's HS256 key) and
+// what GET /status says of them: "weak" when the link secret would be too
+// weak for staff tokens, which idmd also logs once, else "ok".
+func loadLinkKeys(cfg *config, log *slog.Logger) ([]*auth.LinkKey, string, error) {
+	if cfg.LinkSecret == nil {
+		return nil, "ok", nil
+	}
+	var keys []*auth.LinkKey
+	for i, secret := range append([][]byte{cfg.LinkSecret}, cfg.PrevLinkSecret...) {
+		k, err := auth.NewLinkKey(secret)
+		if err != nil {
+			name := "IDM_LINK_SECRET"
+			if i > 0 {
+				name = "IDM_LINK_SECRET_PREVIOUS_FILE"
+			}
+			return nil, "", &configError{s: find(settings(), name), err: err}
+		}
+		keys = append(keys, k)
+	}
+	if weak, why := keys[0].Weak(); weak {
+		log.Warn("IDM_LINK_SECRET is weak: it signs enrolment-link tokens only, never staff tokens; expected when it is the secret compiled into a published C3-PRO app build",
+			"reason", why)
+		return keys, "weak", nil
+	}
+	return keys, "ok", nil
 }
 
 // serve runs the service until SIGINT or SIGTERM, then stops accepting
