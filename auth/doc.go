@@ -36,8 +36,10 @@
 // version revokes all their earlier tokens. Verification pins the
 // algorithm to the key named by the kid header, requires exp, checks iss
 // and aud with at most 30 s of leeway, and refuses jku, jwk, x5u and x5c
-// headers. Link tokens have the link audience and no ver, so neither kind
-// passes for the other. A staff token that passed is remembered, so that
+// headers. Link tokens are HS256 (the mobile app verifies them with the
+// secret of its build) and signed with their own keys ([Config.LinkKeys],
+// which may be weak), have the link audience and no ver: neither kind
+// passes for the other, and a link key never verifies a staff token. A staff token that passed is remembered, so that
 // its next uses skip decoding and signature checking; its time claims are
 // checked on every use, and so is its user (revocation takes effect at the
 // next request).

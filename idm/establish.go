@@ -93,34 +93,27 @@ func (h *Handler) establish(w http.ResponseWriter, r *http.Request) error {
 }
 
 // linkForToken finds the link a presented token names. A token that
-// verifies names its link by jti; a token that does not may still be the
-// stored token of a link migrated from the original service, which kept
-// only its SHA-256. claims is nil on that path. Every failure is a 403,
-// except that a store or key source that cannot answer is a 5xx.
+// verifies names its link by jti, and must be the token minted for that
+// link (its issuer and audience the link's, its SHA-256 the stored one): the
+// link secret ships in every app build, so a signature alone proves little.
+// Any other token may still be the stored token of a link migrated from the
+// original service, which kept only its SHA-256 (also when the original's
+// secret is now the link secret); claims is nil on that path. Every failure
+// is a 403, except that a store or key source that cannot answer is a 5xx.
 func (h *Handler) linkForToken(ctx context.Context, token string) (Link, *LinkClaims, error) {
 	forbidden := func(err error) error { return Wrap(ErrForbidden, msgEstablishForbidden, err) }
 	claims, verr := h.tokens.VerifyLinkToken(ctx, token)
-	if verr == nil {
-		if !ValidID(claims.ID) {
-			return Link{}, nil, forbidden(fmt.Errorf("link token names no link (jti %q)", clip(claims.ID)))
+	switch {
+	case verr == nil:
+		l, err := h.linkOfClaims(ctx, claims, token)
+		if err == nil {
+			return l, &claims, nil
 		}
-		l, err := h.store.FindLink(ctx, claims.ID)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return Link{}, nil, forbidden(err)
-		case err != nil:
-			return Link{}, nil, fmt.Errorf("find link: %w", err)
-		case l.Issuer != "" && claims.Issuer != l.Issuer, l.Audience != "" && claims.Audience != l.Audience:
-			return Link{}, nil, forbidden(errors.New("link token's iss or aud differs from its link's"))
-		case l.JWTHash != "" && tokenHash(token) != l.JWTHash:
-			// Only the token that was minted for the link establishes it:
-			// the link secret ships in every app build, so a signature
-			// alone proves little.
-			return Link{}, nil, forbidden(errors.New("link token is not the link's current token"))
+		if !errors.Is(err, ErrNotFound) {
+			return Link{}, nil, err
 		}
-		return l, &claims, nil
-	}
-	if !errors.Is(verr, ErrForbidden) && (errors.Is(verr, ErrUnavailable) || ctx.Err() != nil) {
+		verr = err
+	case !errors.Is(verr, ErrForbidden) && (errors.Is(verr, ErrUnavailable) || ctx.Err() != nil):
 		return Link{}, nil, fmt.Errorf("verify link token: %w", verr)
 	}
 	l, err := h.store.FindLinkByJWTHash(ctx, tokenHash(token))
@@ -130,10 +123,30 @@ func (h *Handler) linkForToken(ctx context.Context, token string) (Link, *LinkCl
 	case err != nil:
 		return Link{}, nil, fmt.Errorf("find link by token hash: %w", err)
 	case l.JWT != "":
-		// Not a migrated link: its token must verify with the current keys.
+		// Not a migrated link: its token would have verified above.
 		return Link{}, nil, forbidden(verr)
 	}
 	return l, nil, nil
+}
+
+// linkOfClaims returns the link a verified token names, if the token is the
+// one minted for it; else an error that wraps ErrNotFound (or a 5xx).
+func (h *Handler) linkOfClaims(ctx context.Context, c LinkClaims, token string) (Link, error) {
+	if !ValidID(c.ID) {
+		return Link{}, fmt.Errorf("link token names no link (jti %q): %w", clip(c.ID), ErrNotFound)
+	}
+	l, err := h.store.FindLink(ctx, c.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Link{}, err
+	case err != nil:
+		return Link{}, fmt.Errorf("find link: %w", err)
+	case l.Issuer != "" && c.Issuer != l.Issuer, l.Audience != "" && c.Audience != l.Audience:
+		return Link{}, fmt.Errorf("link token's iss or aud differs from its link's: %w", ErrNotFound)
+	case l.JWTHash != "" && tokenHash(token) != l.JWTHash:
+		return Link{}, fmt.Errorf("link token is not the link's current token: %w", ErrNotFound)
+	}
+	return l, nil
 }
 
 // decodePatient reads a FHIR Patient resource and returns the value and

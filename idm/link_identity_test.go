@@ -93,3 +93,43 @@ func TestEstablishAcceptsOnlyTheLinksOwnToken(t *testing.T) {
 		}
 	})
 }
+
+// TestMigratedLinkEstablishesWhenTheOriginalSecretIsTheLinkSecret: an
+// operator who keeps the original deployment's secret as the link secret
+// (so that app builds in the field accept new links) still gets migrated
+// links established by their stored token hash, whatever jti the original
+// put into the token; another token signed with that secret does not.
+func TestMigratedLinkEstablishesWhenTheOriginalSecretIsTheLinkSecret(t *testing.T) {
+	onEachStore(t, func(t *testing.T, newStore newStoreFunc) {
+		env := newTestEnvOn(t, newStore(t))
+		ctx := t.Context()
+		env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
+		now := env.clock.Now()
+		for name, jti := range map[string]func(id string) string{
+			"jti is the link's ID": func(id string) string { return id },
+			"jti is another ID":    func(string) string { return idm.NewID() },
+		} {
+			l := idm.Link{ID: idm.NewID(), SSSID: "S-1", Issuer: "https://old.example/", Audience: "https://old.example/",
+				Algorithm: "HS256", Created: idm.Timestamp(now), Changed: idm.Timestamp(now), Exp: now.Add(time.Hour).Unix()}
+			// Signed with the same secret as the service's link tokens.
+			tok, _, err := env.tokens.IssueLinkToken(ctx, idm.LinkClaims{ID: jti(l.ID), Issuer: l.Issuer, Audience: l.Audience, Expires: now.Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged, _, err := env.tokens.IssueLinkToken(ctx, idm.LinkClaims{ID: jti(l.ID), Issuer: l.Issuer, Audience: l.Audience, Expires: now.Add(2 * time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.JWTHash = sha256Hex(tok)
+			if err := env.store.CreateLink(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+			if r := env.establish(t, forged, "P-"+name); r.status != http.StatusForbidden {
+				t.Errorf("%s: another token of the secret: %d %s", name, r.status, r.body)
+			}
+			if r := env.establish(t, tok, "P-"+name); r.status != http.StatusNoContent {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
+		}
+	})
+}
