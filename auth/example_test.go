@@ -136,3 +136,38 @@ func ExampleHandler_Require() {
 	// 200 hello alice@example.org
 	// 401 {"error":{"status":401,"message":"Invalid token"}}
 }
+
+// ExampleNewLinkKey configures the link secret of the published C3-PRO app
+// build next to a strong staff secret: link tokens are HS256 with the
+// app's secret and issuer, staff tokens keep their own key.
+func ExampleNewLinkKey() {
+	ctx := context.Background()
+	store := memstore.New()
+	staff, err := auth.NewHMACKey([]byte("q3JX8vN2pL5sT9wY4bR7cF1hK6mD0gZaUeIoPtWnQxVy"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	keys, err := auth.NewKeySet(staff)
+	if err != nil {
+		log.Fatal(err)
+	}
+	link, err := auth.NewLinkKey([]byte("super-duper-secret"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	weak, _ := link.Weak()
+	h, err := auth.New(auth.Config{
+		Store: store, Keys: keys, LinkKeys: []*auth.LinkKey{link},
+		LinkIssuer: "https://idm.c3-pro.io/", LinkAudience: "https://idm.example.org",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	exp := time.Now().Add(24 * time.Hour)
+	_, c, err := h.LinkTokens().IssueLinkToken(ctx, idm.LinkClaims{ID: idm.NewID(), Subject: "Alice", Birthdate: "1980-05-17", Expires: exp})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(weak, c.Algorithm, c.Issuer, c.Audience)
+	// Output: true HS256 https://idm.c3-pro.io/ https://idm.example.org
+}
