@@ -30,17 +30,27 @@ func (s *Store) AppendAudit(ctx context.Context, e idm.AuditEvent) error {
 		return invalid("audit record without ID")
 	}
 	e.Time = idm.Timestamp(e.Time)
-	val, err := encode(toAuditRec(e))
-	if err != nil {
-		return wrapErr("append audit", err)
-	}
 	key := auditKey(e)
 	return s.update(ctx, "append audit", func(tx *bolt.Tx) error {
 		ids := bucket(tx, bAuditsByID)
 		if ids.Get([]byte(e.ID)) != nil {
 			return fmt.Errorf("audit record %s: %w", e.ID, idm.ErrConflict)
 		}
+		// The next seq is the by-seq index's sequence, raised in the same
+		// transaction: bbolt has one writer at a time.
+		bySeq := bucket(tx, bAuditsBySeq)
+		e.Seq = int64(bySeq.Sequence())
+		val, err := encode(toAuditRec(e))
+		if err != nil {
+			return err
+		}
 		if err := bucket(tx, bAudits).Put(key, val); err != nil {
+			return err
+		}
+		if err := bySeq.Put(seqKey(e.Seq), key); err != nil {
+			return err
+		}
+		if err := bySeq.SetSequence(uint64(e.Seq) + 1); err != nil {
 			return err
 		}
 		if err := ids.Put([]byte(e.ID), key); err != nil {

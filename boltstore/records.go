@@ -136,6 +136,7 @@ func (r linkRec) link() idm.Link {
 }
 
 type auditRec struct {
+	Seq      *int64 `json:"seq,omitempty"` // nil in records written before the audit log
 	ID       string `json:"id"`
 	Time     *int64 `json:"time,omitempty"`
 	Document string `json:"document,omitempty"`
@@ -149,14 +150,18 @@ type auditRec struct {
 
 func toAuditRec(e idm.AuditEvent) auditRec {
 	return auditRec{
-		ID: e.ID, Time: encTime(e.Time), Document: e.Document, DocType: e.DocType,
+		Seq: &e.Seq, ID: e.ID, Time: encTime(e.Time), Document: e.Document, DocType: e.DocType,
 		ActorID: e.ActorID, Actor: e.Actor, Action: e.Action, Old: e.Old, New: e.New,
 	}
 }
 
 func (r auditRec) event() idm.AuditEvent {
+	var seq int64 = -1
+	if r.Seq != nil {
+		seq = *r.Seq
+	}
 	return idm.AuditEvent{
-		ID: r.ID, Time: decTime(r.Time), Document: r.Document, DocType: r.DocType,
+		Seq: seq, ID: r.ID, Time: decTime(r.Time), Document: r.Document, DocType: r.DocType,
 		ActorID: r.ActorID, Actor: r.Actor, Action: r.Action, Old: r.Old, New: r.New,
 	}
 }

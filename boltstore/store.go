@@ -75,6 +75,9 @@ const (
 	bAuditsByID    = "audits_by_id"
 	bAuditsByDoc   = "audits_by_document"
 	bAuditsByActor = "audits_by_actor"
+	bAuditsBySeq   = "audits_by_seq"
+	bAuditTree     = "audit_tree"
+	bCheckpoints   = "audit_checkpoints"
 	bResetTokens   = "reset_tokens"
 	bResetByUser   = "reset_tokens_by_user"
 	bKeys          = "signing_keys"
@@ -85,7 +88,7 @@ func allBuckets() []string {
 	return []string{
 		bMeta, bUsers, bUsersByName, bSubjects, bLinks, bLinksBySubj, bLinksByJWT,
 		bAudits, bAuditsByID, bAuditsByDoc, bAuditsByActor, bResetTokens, bResetByUser,
-		bKeys, bLoginFailures,
+		bKeys, bLoginFailures, bAuditsBySeq, bAuditTree, bCheckpoints,
 	}
 }
 
@@ -98,6 +101,7 @@ func bucket(tx *bolt.Tx, name string) *bolt.Bucket {
 const (
 	kSchema       = "schema_version"
 	kBootstrapped = "bootstrapped"
+	kTreeSize     = "audit_tree_size"
 )
 
 // Option configures [Open].
@@ -188,7 +192,7 @@ func (s *Store) init() error {
 		if version > schemaVersion {
 			return fmt.Errorf("database has schema version %d; this program knows up to %d", version, schemaVersion)
 		}
-		return nil
+		return numberAudits(tx)
 	})
 	if err != nil {
 		return err

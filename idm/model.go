@@ -159,6 +159,10 @@ type Link struct {
 
 // AuditEvent is one entry of the audit trail.
 type AuditEvent struct {
+	// Seq is the record's place in the tamper-evident audit log: 0, 1, 2,
+	// … in the order of appending, without gaps. The store assigns it in
+	// [AuditStore.AppendAudit]; what a caller puts here is ignored.
+	Seq      int64
 	ID       string
 	Time     time.Time
 	Document string // the ID of the user, subject or link the event is about

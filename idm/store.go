@@ -100,8 +100,10 @@ type LinkStore interface {
 // AuditStore keeps the audit trail. Records are only ever appended.
 type AuditStore interface {
 	// AppendAudit stores e; e.ID must be set and unique. Old and New
-	// round-trip as equivalent JSON; nil or empty ones read back with length
-	// 0.
+	// round-trip byte for byte; nil or empty ones read back with length 0.
+	// The store gives e the next Seq (see [AuditLogStore]) as one atomic
+	// step with storing it, also among several processes sharing the
+	// store.
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// AuditsFor returns the records about any of the given documents, oldest
 	// first (ties by ID); an empty slice when there are none.
@@ -222,6 +224,7 @@ type Store interface {
 	SubjectStore
 	LinkStore
 	AuditStore
+	AuditLogStore
 	ResetTokenStore
 	KeyStore
 	MetaStore

@@ -164,11 +164,10 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.pass(ctx, typeLink, bson.D{{Key: fType, Value: typeLink}}, idOrder, r.link); err != nil {
 		return err
 	}
-	// Audit records come grouped by document, so that the target is asked
-	// once per document which of its records it has.
-	a := &auditPass{runner: r}
-	if err := r.pass(ctx, typeAudit, bson.D{{Key: fType, Value: typeAudit}},
-		bson.D{{Key: fDocument, Value: 1}, {Key: fID, Value: 1}}, a.audit); err != nil {
+	// Audit records come in the original's order (their ObjectIds), so that
+	// they enter the tamper-evident audit log in that order.
+	a := &auditPass{runner: r, known: map[string]map[string]bool{}}
+	if err := r.pass(ctx, typeAudit, bson.D{{Key: fType, Value: typeAudit}}, idOrder, a.audit); err != nil {
 		return err
 	}
 	others := bson.D{{Key: fType, Value: bson.D{{Key: "$nin", Value: bson.A{typeUser, typeSubject, typeLink, typeAudit}}}}}
@@ -439,12 +438,12 @@ func (r *runner) link(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (out
 	return written, "", nil
 }
 
-// auditPass migrates audit records, which arrive grouped by document: it
-// keeps the IDs of the target's records about the current document.
+// auditPass migrates audit records, which arrive in the original's order:
+// it keeps the IDs of the target's records about each document it has seen,
+// asking the target once per document.
 type auditPass struct {
 	*runner
-	doc   string
-	known map[string]bool
+	known map[string]map[string]bool // document -> IDs of its records in the target
 }
 
 func (a *auditPass) usernameOf(id string) (string, bool) {
@@ -462,17 +461,19 @@ func (a *auditPass) audit(ctx context.Context, oid bson.ObjectID, doc bson.Raw) 
 	if err != nil {
 		return skipped, err.Error(), nil
 	}
-	if e.Document != a.doc || a.known == nil {
+	known, ok := a.known[e.Document]
+	if !ok {
 		have, err := a.cfg.Target.AuditsFor(ctx, e.Document)
 		if err != nil {
 			return skipped, "", err
 		}
-		a.doc, a.known = e.Document, make(map[string]bool, len(have))
+		known = make(map[string]bool, len(have))
 		for _, h := range have {
-			a.known[h.ID] = true
+			known[h.ID] = true
 		}
+		a.known[e.Document] = known
 	}
-	if a.known[e.ID] {
+	if known[e.ID] {
 		return existing, "", nil
 	}
 	e.DocType = a.docTypes[e.Document]
@@ -484,7 +485,7 @@ func (a *auditPass) audit(ctx context.Context, oid bson.ObjectID, doc bson.Raw) 
 			return a.conflict(ctx, err, "the target refused the audit record as a duplicate (its ID is held by a record about another document)")
 		}
 	}
-	a.known[e.ID] = true
+	known[e.ID] = true
 	if e.DocType == "" {
 		a.rep.UnknownAuditDocuments++
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -589,13 +590,20 @@ func checkAudits(t *testing.T, f *fixture, store idm.Store) {
 		for i := range got {
 			assert.Empty(t, got[i].Old)
 			assert.Empty(t, got[i].New)
-			got[i].Old, got[i].New = nil, nil
+			got[i].Old, got[i].New, got[i].Seq = nil, nil, 0 // seq: below
 		}
 		assert.Equal(t, c.want, got, c.name)
 	}
 	_, total, err := store.ListAudits(ctx, idm.AuditFilter{})
 	require.NoError(t, err)
 	assert.Equal(t, 7, total)
+	// The records entered the audit log in the original's order: that of
+	// their ObjectIds.
+	bySeq, err := store.AuditsBySeq(ctx, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, bySeq, 7)
+	assert.True(t, slices.IsSortedFunc(bySeq, func(a, b idm.AuditEvent) int { return strings.Compare(a.ID, b.ID) }),
+		"log order is ObjectId order: %v", auditIDsOf(bySeq))
 }
 
 // The binary hash that came over still verifies the user's password.
@@ -807,4 +815,12 @@ func TestTargetConflicts(t *testing.T) {
 			assert.Equal(t, "bob@example.org", audits[0].Actor)
 		})
 	}
+}
+
+func auditIDsOf(events []idm.AuditEvent) []string {
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	return ids
 }

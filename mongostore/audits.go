@@ -2,6 +2,7 @@ package mongostore
 
 import (
 	"context"
+	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -12,12 +13,25 @@ import (
 // auditOrder is the order of audit records: oldest first, ties by ID.
 var auditOrder = bson.D{{Key: "time", Value: 1}, {Key: "_id", Value: 1}}
 
-// AppendAudit implements [idm.AuditStore].
+// AppendAudit implements [idm.AuditStore]. The record takes the seq after
+// the largest stored one; the unique index on seq lets exactly one of
+// several concurrent appends (from any number of processes) take it, and
+// the others try the next, so the log stays one sequence without gaps.
 func (s *Store) AppendAudit(ctx context.Context, e idm.AuditEvent) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	_, err := s.audits.InsertOne(ctx, toAuditRecord(e))
-	return translate("append audit", err)
+	return s.claimSeq(ctx, "append audit", func(seq int64) error {
+		e.Seq = seq
+		_, err := s.audits.InsertOne(ctx, toAuditRecord(e))
+		if isDuplicate(err) {
+			// A taken ID is the caller's conflict; a taken seq is a race
+			// with another append, to be retried.
+			if n, cerr := s.audits.CountDocuments(ctx, bson.M{"_id": e.ID}); cerr == nil && n > 0 {
+				return fmt.Errorf("audit record %s: %w", e.ID, errIDTaken)
+			}
+		}
+		return err
+	})
 }
 
 // AuditsFor implements [idm.AuditStore].

@@ -17,7 +17,10 @@
 //   - subjects: unique on "sssid";
 //   - links: unique and sparse on "jwt_hash" (links without a JWT leave the
 //     field out), and ("sssid", "created") for a subject's links;
-//   - audits: ("document", "time"), ("time") and the actor fields;
+//   - audits: ("document", "time"), ("time"), the actor fields, and unique
+//     and sparse on "seq" (the audit log's order);
+//   - audit_tree: the log's stored tree hashes by index as _id;
+//     audit_checkpoints: signed checkpoints by tree size as _id;
 //   - reset_tokens: keyed by the token hash as _id, plus ("user_id",
 //     "created") and ("expires");
 //   - keys: keyed by name as _id; meta: the bootstrap marker document with
@@ -98,6 +101,8 @@ const (
 	collKeys     = "keys"
 	collMeta     = "meta"
 	collFailures = "login_failures"
+	collTree     = "audit_tree"
+	collChecks   = "audit_checkpoints"
 )
 
 // Store is an [idm.Store] on a MongoDB database. It is safe for concurrent
@@ -109,6 +114,7 @@ type Store struct {
 	timeout time.Duration
 
 	users, subjects, links, audits, resets, keys, meta, failures *mongo.Collection
+	tree, checkpoints                                            *mongo.Collection
 
 	closeOnce sync.Once
 	closeErr  error
@@ -225,6 +231,9 @@ func Open(ctx context.Context, uri, dbName string, opts ...Option) (*Store, erro
 	if err == nil {
 		err = s.ensureIndexes(ctx)
 	}
+	if err == nil {
+		err = s.numberAudits(ctx)
+	}
 	if err != nil {
 		if owned {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -253,6 +262,9 @@ func New(ctx context.Context, db *mongo.Database, opts ...Option) (*Store, error
 	if err := s.ensureIndexes(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.numberAudits(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -261,17 +273,19 @@ func newStore(db *mongo.Database, cfg config) *Store {
 	wc := options.Collection().SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal})
 	coll := func(name string) *mongo.Collection { return db.Collection(cfg.prefix+name, wc) }
 	s := &Store{
-		client:   db.Client(),
-		db:       db,
-		timeout:  cfg.timeout,
-		users:    coll(collUsers),
-		subjects: coll(collSubjects),
-		links:    coll(collLinks),
-		audits:   coll(collAudits),
-		resets:   coll(collResets),
-		keys:     coll(collKeys),
-		meta:     coll(collMeta),
-		failures: coll(collFailures),
+		client:      db.Client(),
+		db:          db,
+		timeout:     cfg.timeout,
+		users:       coll(collUsers),
+		subjects:    coll(collSubjects),
+		links:       coll(collLinks),
+		audits:      coll(collAudits),
+		resets:      coll(collResets),
+		keys:        coll(collKeys),
+		meta:        coll(collMeta),
+		failures:    coll(collFailures),
+		tree:        coll(collTree),
+		checkpoints: coll(collChecks),
 	}
 	return s
 }
@@ -317,6 +331,9 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			index("time", false, false, "time", 1, "_id", 1),
 			index("actor_id", false, false, "actor_id", 1),
 			index("actor", false, false, "actor", 1),
+			// Sparse: records written before the audit log have no seq
+			// until numberAudits gives them one.
+			index("seq_unique", true, true, "seq", 1),
 		}},
 		{s.resets, []mongo.IndexModel{
 			index("user_id_created", false, false, "user_id", 1, "created", 1),

@@ -243,6 +243,9 @@ func (r linkRecord) link() idm.Link {
 }
 
 type auditRecord struct {
+	// Seq is the record's place in the audit log; nil only in records
+	// written before the log, until Open numbers them.
+	Seq      *int64    `bson:"seq,omitempty"`
 	ID       string    `bson:"_id"`
 	Time     time.Time `bson:"time"`
 	Document string    `bson:"document"`
@@ -258,6 +261,7 @@ type auditRecord struct {
 
 func toAuditRecord(e idm.AuditEvent) auditRecord {
 	return auditRecord{
+		Seq:      &e.Seq,
 		ID:       e.ID,
 		Time:     idm.Timestamp(e.Time),
 		Document: e.Document,
@@ -272,6 +276,7 @@ func toAuditRecord(e idm.AuditEvent) auditRecord {
 
 func (r auditRecord) event() idm.AuditEvent {
 	e := idm.AuditEvent{
+		Seq:      -1,
 		ID:       r.ID,
 		Time:     fromDate(r.Time),
 		Document: r.Document,
@@ -279,6 +284,9 @@ func (r auditRecord) event() idm.AuditEvent {
 		ActorID:  r.ActorID,
 		Actor:    r.Actor,
 		Action:   r.Action,
+	}
+	if r.Seq != nil {
+		e.Seq = *r.Seq
 	}
 	if r.Old != "" {
 		e.Old = json.RawMessage(r.Old)

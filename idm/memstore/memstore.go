@@ -27,11 +27,16 @@ type Store struct {
 	mu sync.RWMutex // guards everything below except order
 
 	closed       bool
-	users        map[string]userRec        // by ID
-	userIDs      map[string]string         // lower-cased username -> ID
-	subjects     map[string]*subjectRec    // by SSSID; records are never changed in place
-	links        map[string]idm.Link       // by ID
-	audits       []idm.AuditEvent          // sorted by Time, then ID
+	users        map[string]userRec     // by ID
+	userIDs      map[string]string      // lower-cased username -> ID
+	subjects     map[string]*subjectRec // by SSSID; records are never changed in place
+	links        map[string]idm.Link    // by ID
+	audits       []idm.AuditEvent       // sorted by Time, then ID
+	log          []idm.AuditEvent       // the same records in Seq order
+	auditIDs     map[string]bool
+	tree         map[int64][32]byte // stored tree hashes by index
+	treeSize     int64
+	checkpoints  []idm.Checkpoint          // by Size
 	tokens       map[string]idm.ResetToken // by hash
 	keys         map[string]idm.SigningKey // by name
 	bootstrapped bool
@@ -68,6 +73,8 @@ func New() *Store {
 		links:    map[string]idm.Link{},
 		tokens:   map[string]idm.ResetToken{},
 		keys:     map[string]idm.SigningKey{},
+		tree:     map[int64][32]byte{},
+		auditIDs: map[string]bool{},
 		failures: map[string]idm.LoginFailures{},
 	}
 }

@@ -181,6 +181,12 @@ func (s *Store) AppendAudit(_ context.Context, e idm.AuditEvent) error {
 	if s.closed {
 		return errClosed
 	}
+	if s.auditIDs[e.ID] {
+		return fmt.Errorf("memstore: audit record %s: %w", e.ID, idm.ErrConflict)
+	}
+	s.auditIDs[e.ID] = true
+	e.Seq = int64(len(s.log))
+	s.log = append(s.log, e)
 	// Records mostly arrive in order: this is an append then.
 	i, _ := slices.BinarySearchFunc(s.audits, e, compareAudits)
 	s.audits = slices.Insert(s.audits, i, e)

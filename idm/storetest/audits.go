@@ -23,10 +23,16 @@ func newAudit(doc string, when time.Time, actorID, actor, action string) idm.Aud
 	}
 }
 
+// appendAudits appends the events one after the other and sets their Seq
+// to the one the store gives them (in the caller's slice too, when it
+// passed one with ...).
 func appendAudits(t *testing.T, s idm.Store, events ...idm.AuditEvent) {
 	t.Helper()
-	for _, e := range events {
+	for i, e := range events {
+		n, err := s.AuditCount(t.Context())
+		require.NoError(t, err)
 		require.NoError(t, s.AppendAudit(t.Context(), e), "AppendAudit %s", e.ID)
+		events[i].Seq = n
 	}
 }
 

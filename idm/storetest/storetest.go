@@ -46,6 +46,7 @@ func areas() []area {
 		{"Subjects", subjectTests()},
 		{"Links", linkTests()},
 		{"Audits", auditTests()},
+		{"AuditLog", auditLogTests()},
 		{"ResetTokens", resetTokenTests()},
 		{"Keys", keyTests()},
 		{"Meta", metaTests()},
