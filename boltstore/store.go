@@ -38,6 +38,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -316,4 +318,58 @@ func stale(what, id string, stored, given int64) error {
 // of the caller, such as a record without an ID.
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", idm.ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Compact rewrites the database file at path into a fresh file holding only
+// the live records, and puts it in place of the old one. bbolt reuses freed
+// pages but never clears them, so bytes of deleted or overwritten records
+// (such as erased personal data) stay in the file until it is compacted.
+// The file must not be open (Compact takes its lock like [Open]).
+func Compact(path string, opts ...Option) error {
+	o := options{timeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	src, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: o.timeout, ReadOnly: true})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("boltstore: compact %s: %w (no lock within %v)", path, ErrLocked, o.timeout)
+	}
+	if err != nil {
+		return fmt.Errorf("boltstore: compact %s: %w", path, err)
+	}
+	defer src.Close()
+	tmp := path + ".compact"
+	_ = os.Remove(tmp)
+	dst, err := bolt.Open(tmp, fileMode, &bolt.Options{Timeout: o.timeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("boltstore: compact %s: %w", path, err)
+	}
+	if err := bolt.Compact(dst, src, 64<<20); err != nil {
+		_ = dst.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("boltstore: compact %s: %w", path, err)
+	}
+	if err := dst.Sync(); err != nil {
+		_ = dst.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("boltstore: compact %s: %w", path, err)
+	}
+	if err := dst.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("boltstore: compact %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("boltstore: compact %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -97,12 +97,26 @@ func (s *Store) AuditCount(ctx context.Context) (int64, error) {
 func (s *Store) AuditsBySeq(ctx context.Context, from, to int64) ([]idm.AuditEvent, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	records, err := findAll[auditRecord](ctx, s.audits, bson.M{"seq": bson.M{"$gte": max(from, 0), "$lt": to}},
+	cur, err := s.audits.Find(ctx, bson.M{"seq": bson.M{"$gte": max(from, 0), "$lt": to}},
 		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	if err != nil {
 		return nil, translate("audits by seq", err)
 	}
-	return events(records), nil
+	defer cur.Close(ctx)
+	out := []idm.AuditEvent{}
+	for cur.Next(ctx) {
+		var r auditRecord
+		if err := cur.Decode(&r); err != nil {
+			// Name the record that cannot be read, for verification.
+			seq, _ := cur.Current.Lookup("seq").AsInt64OK()
+			return nil, &idm.BadAuditRecordError{Seq: seq, Err: err}
+		}
+		out = append(out, r.event())
+	}
+	if err := cur.Err(); err != nil {
+		return nil, translate("audits by seq", err)
+	}
+	return out, nil
 }
 
 type treeRecord struct {

@@ -31,6 +31,7 @@ var rules = []struct {
 	{"internal/archtest", nil},
 	{"internal/testclock", nil},
 	{"migrate/...", []string{"idm", "go.mongodb.org/mongo-driver/v2/..."}},
+	{"auditlog/...", []string{"idm", "golang.org/x/mod/..."}},
 	{"internal/browsertest", []string{"github.com/chromedp/..."}},
 	{"internal/smtptest", []string{"github.com/emersion/..."}},
 	{"cmd/...", []string{"..."}},
