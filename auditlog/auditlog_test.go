@@ -45,8 +45,8 @@ type fixture struct {
 	// reopen closes the store, runs edit on its raw data (nil: none), and
 	// opens it again; tamperers use it.
 	reopen func(t *testing.T, edit func()) idm.Store
-	bolt   string           // the bbolt file, for boltstore
-	mongo  *mongo.Database  // the database, for mongostore
+	bolt   string          // the bbolt file, for boltstore
+	mongo  *mongo.Database // the database, for mongostore
 	audits *mongo.Collection
 }
 
@@ -595,7 +595,7 @@ func erasable(t *testing.T, s idm.Store, c *clock) idm.Subject {
 		{ID: idm.NewID(), Time: c.now, Document: subj.ID, DocType: idm.DocSubject, Actor: "alice@example.org", Action: "create", New: created},
 		{ID: idm.NewID(), Time: c.now.Add(time.Second), Document: subj.ID, DocType: idm.DocSubject, Actor: "alice@example.org",
 			Action: `name: "Zacharias Quennell"; consented: 2026-01-02; email: "zq@example.org"`,
-			Old: json.RawMessage(`{"name":"Zach Q"}`), New: json.RawMessage(`{"name":"Zacharias Quennell","email":"zq@example.org"}`)},
+			Old:    json.RawMessage(`{"name":"Zach Q"}`), New: json.RawMessage(`{"name":"Zacharias Quennell","email":"zq@example.org"}`)},
 	} {
 		require.NoError(t, s.AppendAudit(ctx, e))
 	}
