@@ -95,7 +95,7 @@ func (l *Log) Erase(ctx context.Context, store EraseStore, sssid, reason string,
 			return Erasure{}, fmt.Errorf("auditlog: leaf of seq %d: %w", e.Seq, err)
 		}
 		changed = append(changed, t)
-		named = append(named, erasedRecord{Seq: e.Seq, Leaf: tlog.Hash(leaf[0])})
+		named = append(named, erasedRecord{Seq: e.Seq, Leaf: tlog.Hash(leaf[0]), Now: leafHash(t)})
 	}
 	res := Erasure{SSSID: s.SSSID, Seq: -1}
 	if len(changed) > 0 {

@@ -253,18 +253,11 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 		if err := tlog.CheckRecord(rec.Proof, t.size, t.root, e.Seq, rec.Leaf); err != nil {
 			return Report{}, recordError(e.Seq, "its leaf is not in the checkpoint's tree: %v", err)
 		}
-		if leafHash(e) != rec.Leaf {
-			c.pending[e.Seq] = rec.Leaf
+		if leaf := leafHash(e); leaf != rec.Leaf {
+			c.pending[e.Seq] = pendingLeaf{tree: rec.Leaf, content: leaf}
 		}
 		if d, ok := erasureOf(e); ok {
-			for _, x := range d.Erased {
-				info := Erased{Seq: x.Seq, By: e.Actor, At: e.Time, Reason: d.Reason, Record: e.Seq}
-				c.named[x.Seq] = struct {
-					leaf tlog.Hash
-					info Erased
-				}{x.Leaf, info}
-				c.erased = append(c.erased, info)
-			}
+			c.name(e, d)
 		}
 		c.n++
 	}

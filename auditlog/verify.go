@@ -79,7 +79,19 @@ type erasureDoc struct {
 
 type erasedRecord struct {
 	Seq  int64     `json:"seq"`
-	Leaf tlog.Hash `json:"leaf"`
+	Leaf tlog.Hash `json:"leaf"` // the record's leaf in the tree
+	// Now is the leaf hash of the record as erased, so that an erased
+	// record stays tamper-evident.
+	Now tlog.Hash `json:"now"`
+}
+
+// pendingLeaf is a record whose content does not give its leaf in the tree.
+type pendingLeaf struct{ tree, content tlog.Hash }
+
+// namedLeaf is what an erasure record says of a record it erased.
+type namedLeaf struct {
+	tree, now tlog.Hash
+	info      Erased
 }
 
 // erasureOf returns the erasure a record states, if it is an erasure record.
@@ -98,19 +110,22 @@ func erasureOf(e idm.AuditEvent) (erasureDoc, bool) {
 type checker struct {
 	hashes  []tlog.Hash // every stored hash of the tree so far, by index
 	n       int64
-	pending map[int64]tlog.Hash // records whose content does not give their leaf: erased if a later record names them
-	named   map[int64]struct {
-		leaf tlog.Hash
-		info Erased
-	}
-	erased []Erased
+	pending map[int64]pendingLeaf // erased if a later record names them
+	named   map[int64]namedLeaf
+	erased  []Erased
 }
 
 func newChecker() *checker {
-	return &checker{pending: map[int64]tlog.Hash{}, named: map[int64]struct {
-		leaf tlog.Hash
-		info Erased
-	}{}}
+	return &checker{pending: map[int64]pendingLeaf{}, named: map[int64]namedLeaf{}}
+}
+
+// name records what an erasure record e says.
+func (c *checker) name(e idm.AuditEvent, d erasureDoc) {
+	for _, x := range d.Erased {
+		info := Erased{Seq: x.Seq, By: e.Actor, At: e.Time, Reason: d.Reason, Record: e.Seq}
+		c.named[x.Seq] = namedLeaf{tree: x.Leaf, now: x.Now, info: info}
+		c.erased = append(c.erased, info)
+	}
 }
 
 func (c *checker) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
@@ -137,7 +152,7 @@ func (c *checker) add(e idm.AuditEvent, expected *tlog.Hash) error {
 	}
 	leaf := leafHash(e)
 	if expected != nil && *expected != leaf {
-		c.pending[e.Seq] = *expected
+		c.pending[e.Seq] = pendingLeaf{tree: *expected, content: leaf}
 		leaf = *expected
 	}
 	if d, ok := erasureOf(e); ok {
@@ -145,13 +160,8 @@ func (c *checker) add(e idm.AuditEvent, expected *tlog.Hash) error {
 			if x.Seq >= e.Seq || x.Seq < 0 {
 				return recordError(e.Seq, "erasure record names seq %d, which is not before it", x.Seq)
 			}
-			info := Erased{Seq: x.Seq, By: e.Actor, At: e.Time, Reason: d.Reason, Record: e.Seq}
-			c.named[x.Seq] = struct {
-				leaf tlog.Hash
-				info Erased
-			}{x.Leaf, info}
-			c.erased = append(c.erased, info)
 		}
+		c.name(e, d)
 	}
 	hs, err := tlog.StoredHashesForRecordHash(c.n, leaf, c)
 	if err != nil {
@@ -169,8 +179,8 @@ func (c *checker) root(n int64) (tlog.Hash, error) { return tlog.TreeHash(n, c) 
 // each must be named, with that leaf, by a later erasure record.
 func (c *checker) explained() error {
 	first := int64(-1)
-	for seq, leaf := range c.pending {
-		if n, ok := c.named[seq]; ok && n.leaf == leaf {
+	for seq, p := range c.pending {
+		if n, ok := c.named[seq]; ok && n.tree == p.tree && n.now == p.content {
 			continue
 		}
 		if first < 0 || seq < first {

@@ -16,6 +16,7 @@ type subjectAuditDoc struct {
 
 // auditDoc is an audit record as admins see it at GET /audit.
 type auditDoc struct {
+	Seq      int64           `json:"seq"` // the record's place in the tamper-evident audit log
 	ID       string          `json:"id"`
 	Datetime string          `json:"datetime"`
 	DocType  string          `json:"doctype"`
@@ -29,7 +30,7 @@ type auditDoc struct {
 
 func newAuditDoc(e AuditEvent) auditDoc {
 	d := auditDoc{
-		ID: e.ID, Datetime: FormatTime(e.Time), DocType: e.DocType, Document: e.Document,
+		Seq: e.Seq, ID: e.ID, Datetime: FormatTime(e.Time), DocType: e.DocType, Document: e.Document,
 		ActorID: e.ActorID, Actor: e.Actor, Action: e.Action,
 	}
 	// A value that is not valid JSON (from elsewhere) would break the

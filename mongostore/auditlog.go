@@ -138,8 +138,26 @@ func (s *Store) TreeSize(ctx context.Context) (int64, error) {
 	return r.Size, translate("tree size", err)
 }
 
+// onlyDuplicates reports whether err is a bulk insert's error whose every
+// failure is a duplicate key.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if !isDuplicate(mongo.WriteException{WriteErrors: []mongo.WriteError{we.WriteError}}) {
+			return false
+		}
+	}
+	return true
+}
+
 // TreeHashes implements [idm.AuditLogStore].
 func (s *Store) TreeHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	if len(indexes) == 0 {
+		return [][32]byte{}, nil
+	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	records, err := findAll[treeRecord](ctx, s.tree, bson.M{"_id": bson.M{"$in": indexes}}, options.Find())
@@ -167,13 +185,14 @@ func (s *Store) AddTreeHashes(ctx context.Context, start int64, hashes [][32]byt
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	if len(hashes) > 0 {
-		models := make([]mongo.WriteModel, len(hashes))
+		docs := make([]any, len(hashes))
 		for i, h := range hashes {
-			x := start + int64(i)
-			models[i] = mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": x}).
-				SetReplacement(treeRecord{Index: x, Hash: h[:]}).SetUpsert(true)
+			docs[i] = treeRecord{Index: start + int64(i), Hash: h[:]}
 		}
-		if _, err := s.tree.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		// A hash stored before (by another instance, or by a run cut short
+		// before it raised the size) has the same value: a duplicate is
+		// fine, any other failure is not.
+		if _, err := s.tree.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
 			return translate("add tree hashes", err)
 		}
 	}

@@ -33,6 +33,8 @@ type config struct {
 	PrevLinkSecret [][]byte // previous link secrets: they verify, never sign
 	LinkIssuer     string
 	LinkAudience   string
+	AuditKeyFile   string
+	AuditEvery     time.Duration // IDM_AUDIT_CHECKPOINT
 	TokenTTL       time.Duration
 	PublicURL      string
 	SMTPURL        string
@@ -174,6 +176,17 @@ func settings() []*setting {
 			apply: one(func(c *config, v string) error { c.LinkIssuer = v; return nil })},
 		{env: "IDM_LINK_AUDIENCE", flag: "link-audience", usage: "aud of enrolment-link tokens, the base URL the app posts /establish to (default: the public URL)",
 			apply: one(func(c *config, v string) error { c.LinkAudience = v; return nil })},
+		{env: "IDM_AUDIT_KEY_FILE", flag: "audit-key-file", usage: "file holding the audit log's checkpoint signing key (a note signer key); default: a key generated once and kept in the store",
+			apply: one(func(c *config, v string) error { c.AuditKeyFile = v; return nil })},
+		{env: "IDM_AUDIT_CHECKPOINT", flag: "audit-checkpoint", def: "10s", usage: "how often at most the audit log is checkpointed after appends",
+			apply: one(func(c *config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 100*time.Millisecond || d > 24*time.Hour {
+					return errors.New("must be a duration between 100ms and 24h, such as 10s")
+				}
+				c.AuditEvery = d
+				return nil
+			})},
 		{env: "IDM_TOKEN_TTL", flag: "token-ttl", def: "12h", usage: "lifetime of staff tokens",
 			apply: one(func(c *config, v string) error {
 				d, err := time.ParseDuration(v)

@@ -250,7 +250,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Operations: status and metrics.
 	r = call(t, "GET", base+"/status", "", "")
-	require.JSONEq(t, `{"data":{"db":"ok","mail":"ok","link_secret":"ok"}}`, string(r.body))
+	require.JSONEq(t, `{"data":{"db":"ok","mail":"ok","link_secret":"ok","audit_log":"ok"}}`, string(r.body))
 	r = call(t, "GET", base+"/metrics", "", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, string(r.body), `idm_logins_total{outcome="success"} 1`)

@@ -20,7 +20,11 @@ type health struct {
 	mail  pinger // nil when mail is not configured
 	// linkSecret is what /status says of the link secret: "ok" or "weak".
 	linkSecret string
-	timeout    time.Duration
+	// audit says whether checkpoints keep up; nil: not reported.
+	audit interface {
+		Behind(context.Context) (bool, error)
+	}
+	timeout time.Duration
 }
 
 func (h *health) install(handle func(pattern string, h http.Handler)) {
@@ -41,6 +45,15 @@ func (h *health) install(handle func(pattern string, h http.Handler)) {
 		status := map[string]string{"db": "ok", "mail": "disabled", "link_secret": h.linkSecret}
 		if err := h.ping(r.Context(), h.store); err != nil {
 			status["db"] = "error"
+		}
+		if h.audit != nil {
+			status["audit_log"] = "ok"
+			ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+			behind, err := h.audit.Behind(ctx)
+			cancel()
+			if err != nil || behind {
+				status["audit_log"] = "behind"
+			}
 		}
 		if h.mail != nil {
 			status["mail"] = "ok"

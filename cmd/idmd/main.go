@@ -10,6 +10,10 @@
 //	idmd user passwd <email> [--password-stdin]
 //	idmd backup <file>                         copy the bbolt file
 //	idmd migrate --from <mongodb URI> [--from-db NAME] [--from-collection c3pro_idm] [--dry-run]
+//	idmd audit verify [--export FILE --verifier KEY]
+//	idmd audit export [--since T] [--until T] [--format jsonl|csv] [-o FILE]
+//	idmd audit keygen                          print a new checkpoint signing key
+//	idmd subject erase <sssid> --reason "…"     erase personal data, keep the log verifiable
 //	idmd version
 //
 // Every command takes the configuration flags (see idmd serve -h); each flag
@@ -62,6 +66,8 @@ func commands() []command {
 		{"user", "manage users: add, list, delete, passwd", userCmd},
 		{"backup", "write a consistent copy of the bbolt database to a file", backupCmd},
 		{"migrate", "bring over the database of the original C3-PRO IDM service", migrateCmd},
+		{"audit", "the tamper-evident audit log: verify, export, keygen", auditCmd},
+		{"subject", "erase a subject's personal data (GDPR Art. 17): erase", subjectCmd},
 		{"version", "print the version", versionCmd},
 	}
 }

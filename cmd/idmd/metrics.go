@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/c3-pro/idm/auditlog"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -77,4 +79,23 @@ func metricMethod(m string) string {
 		return m
 	}
 	return "other"
+}
+
+// auditLog exports the audit log's tree size and the age of its latest
+// checkpoint (as this process knows them).
+func (m *metrics) auditLog(l *auditlog.Log, now func() time.Time) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "idm_audit_log_checkpoint_size", Help: "Records covered by the audit log's latest checkpoint (its tree size).",
+		}, func() float64 { size, _ := l.Stats(); return float64(size) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "idm_audit_log_checkpoint_age_seconds", Help: "Age of the audit log's latest checkpoint; 0 before the first.",
+		}, func() float64 {
+			_, at := l.Stats()
+			if at.IsZero() {
+				return 0
+			}
+			return now().Sub(at).Seconds()
+		}),
+	)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/c3-pro/idm/auditlog"
 	"github.com/c3-pro/idm/boltstore"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/internal/testmongo"
@@ -187,6 +188,23 @@ func checkStore(t *testing.T, store idm.Store, l *ledger) int {
 	ctx := t.Context()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The audit log takes up, as idmd does at start, what was appended
+	// before the last kill; then every record is in the tree and the whole
+	// log verifies.
+	key, err := auditlog.LoadOrCreateKey(ctx, store, time.Now())
+	require.NoError(t, err)
+	alog, err := auditlog.New(auditlog.Config{Store: store, Key: key})
+	require.NoError(t, err)
+	_, err = alog.Checkpoint(ctx)
+	require.NoError(t, err)
+	count, err := store.AuditCount(ctx)
+	require.NoError(t, err)
+	size, err := store.TreeSize(ctx)
+	require.NoError(t, err)
+	require.Equal(t, count, size, "every audit record is in the tree")
+	rep, err := auditlog.Verify(ctx, store, alog.VerifierKey(), nil)
+	require.NoError(t, err, "the audit log verifies after the crashes")
+	t.Logf("audit log: %s", rep)
 	n := 0
 	for sssid, name := range l.subjects {
 		s, err := store.FindSubject(ctx, sssid)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/c3-pro/idm/auditlog"
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/resetflow"
@@ -35,6 +36,7 @@ const (
 type service struct {
 	handler http.Handler
 	reset   *resetflow.Handler // nil without mail
+	audit   *auditlog.Log      // checkpointed in the background while serving
 }
 
 // newService wires every handler package onto one root mux over store.
@@ -97,20 +99,27 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 		return nil, err
 	}
 
+	audit, err := loadAuditLog(ctx, cfg, store, log, authH.Require)
+	if err != nil {
+		return nil, err
+	}
+	m.auditLog(audit, time.Now)
+
 	mux := idm.NewMux()
 	authH.Install(mux.Handle)
+	audit.Install(mux.Handle)
 	usersH.Install(mux.Handle)
 	if resetH != nil {
 		resetH.Install(mux.Handle)
 	}
 	apiH.Install(mux.Handle)
-	(&health{store: store, mail: mail, linkSecret: linkStatus, timeout: pingTimeout}).install(mux.Handle)
+	(&health{store: store, mail: mail, linkSecret: linkStatus, audit: audit, timeout: pingTimeout}).install(mux.Handle)
 	mux.Handle("GET /metrics", m.handler())
 
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
 	h := http.MaxBytesHandler(observe(refuseLargeBodies(mux, idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
-	return &service{handler: h, reset: resetH}, nil
+	return &service{handler: h, reset: resetH, audit: audit}, nil
 }
 
 // loadKeys returns the signing keys the configuration names: PEM key files,
@@ -210,6 +219,9 @@ func serve(ctx context.Context, args []string, std stdio) int {
 	var background sync.WaitGroup
 	defer func() { stopBackground(); background.Wait() }()
 	background.Go(func() { runJanitor(bg, store, log, janitorEvery, time.Now) })
+	// The audit log's tree follows the records, and is checkpointed; at
+	// start it takes up what was appended before a crash.
+	background.Go(func() { svc.audit.Run(bg) })
 	idle := newIdleTracker(time.Now)
 	background.Go(func() {
 		tick := time.NewTicker(idleReleaseAfter / 4)
