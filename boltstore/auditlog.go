@@ -252,4 +252,3 @@ func (s *Store) ReplaceAudits(ctx context.Context, records []idm.AuditEvent) err
 		return nil
 	})
 }
-
