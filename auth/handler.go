@@ -39,8 +39,7 @@ type Store interface {
 	FindUserByUsername(ctx context.Context, username string) (idm.User, error)
 	UpdateUser(ctx context.Context, u idm.User) error
 	AppendAudit(ctx context.Context, e idm.AuditEvent) error
-	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
-	LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error)
+	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error)
 	ResetLoginFailures(ctx context.Context, key string) error
 }
 

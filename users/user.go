@@ -494,62 +494,59 @@ func (e *throttledError) Unwrap() error { return idm.E(idm.ErrTooMany, msgThrott
 
 // checkCurrentPassword verifies the current_password that actor gave to
 // change target's password, under the brute-force limits of POST /auth and
-// in the same store counter (key auth.LoginKey of the username): a
-// throttled account gets a 429 before any hashing; a wrong password counts
-// one failure, is audited and gets a 403; the right one clears the counter,
-// as a successful login does.
+// in the same store counter (key auth.LoginKey of the username): the check
+// takes its place in the count before any hashing, so that concurrent
+// checks (on any instance sharing the store) hash at most MaxFailures
+// passwords per window; a throttled account gets a 429; a wrong password
+// keeps its place as a failure, is audited and gets a 403; the right one
+// clears the counter, as a successful login does. A store error on the
+// counter refuses the change with a 503.
 func (h *Handler) checkCurrentPassword(ctx context.Context, actor, target idm.User, password string) error {
 	key := auth.LoginKey(target.Username)
-	if err := h.checkThrottle(ctx, actor, target, key); err != nil {
-		return err
+	now := h.now()
+	lf, ok, err := h.store.ReserveLoginAttempt(ctx, key, now, h.window, h.maxFails)
+	if err != nil {
+		return counterUnavailable(target, err)
 	}
-	ok, _, err := h.passwords.Verify(ctx, target.PasswordHash, password)
+	if !ok {
+		return h.throttled(ctx, actor, target, lf, now)
+	}
+	ok, _, err = h.passwords.Verify(ctx, target.PasswordHash, password)
 	if err != nil {
 		return fmt.Errorf("users: verifying the current password: %w", err)
 	}
 	if !ok {
-		// Count and record the failure even if the client has gone: an
-		// attempt must not escape the limit by hanging up.
-		dctx := context.WithoutCancel(ctx)
-		lf, err := h.store.RecordLoginFailure(dctx, key, h.now(), h.window)
-		if err != nil {
-			return fmt.Errorf("users: counting a wrong current password of %s: %w", target.ID, err)
-		}
-		if _, err := h.audit(dctx, actor, target, h.timestamp(), change{action: ActionWrongPassword,
+		// The failure is counted already (the reserved place stays).
+		// Audit it even if the client has gone.
+		if _, err := h.audit(context.WithoutCancel(ctx), actor, target, h.timestamp(), change{action: ActionWrongPassword,
 			new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
 			h.log.ErrorContext(ctx, "users: auditing a wrong current password", "user", target.ID, "err", err)
 		}
 		return idm.E(idm.ErrForbidden, "current_password is not correct")
 	}
-	// Failures counted while this check waited for its hash count too, as
-	// at POST /auth.
-	if err := h.checkThrottle(ctx, actor, target, key); err != nil {
-		return err
-	}
 	if err := h.store.ResetLoginFailures(ctx, key); err != nil {
-		return fmt.Errorf("users: clearing the login failures of %s: %w", target.ID, err)
+		return counterUnavailable(target, err)
 	}
 	return nil
 }
 
-// checkThrottle returns a *throttledError, and audits the refusal, when the
-// account key has had too many failures within the window.
-func (h *Handler) checkThrottle(ctx context.Context, actor, target idm.User, key string) error {
-	lf, err := h.store.LoginFailures(ctx, key)
-	if err != nil {
-		return fmt.Errorf("users: reading the login failures of %s: %w", target.ID, err)
-	}
-	now := h.now()
-	end := lf.Since.Add(h.window)
-	if lf.Count < h.maxFails || !now.Before(end) {
-		return nil
-	}
+// counterUnavailable is the error of a password check refused because the
+// account's failure counter could not be read or written: a 503 (the check
+// fails closed), whose cause is logged.
+func counterUnavailable(target idm.User, err error) error {
+	return idm.Wrap(idm.ErrUnavailable, "service unavailable",
+		fmt.Errorf("users: the login-failure counter of %s: %w", target.ID, err))
+}
+
+// throttled returns a *throttledError for an account whose counter lf has
+// no place left in its window, and audits the refusal.
+func (h *Handler) throttled(ctx context.Context, actor, target idm.User, lf idm.LoginFailures, now time.Time) error {
 	if _, err := h.audit(context.WithoutCancel(ctx), actor, target, h.timestamp(), change{action: ActionPasswordThrottled,
 		new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
 		h.log.ErrorContext(ctx, "users: auditing a throttled password change", "user", target.ID, "err", err)
 	}
 	h.log.InfoContext(ctx, "users: password change throttled", "user", target.ID)
-	return &throttledError{retryAfter: end.Sub(now)}
+	return &throttledError{retryAfter: lf.Since.Add(h.window).Sub(now)}
 }
 
 // apply makes the changes of a validated PUT to the user with the given ID:

@@ -30,9 +30,10 @@ type Store interface {
 	LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error)
 	// ResetLoginFailures clears the login-failure counter of an account.
 	ResetLoginFailures(ctx context.Context, key string) error
-	// RecordLoginFailure counts one failed password check of an account
-	// (see [idm.MetaStore]); the counter is the one POST /auth keeps.
-	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
+	// ReserveLoginAttempt takes a place for one password check of an
+	// account before the check (see [idm.MetaStore]); the counter is the
+	// one POST /auth keeps.
+	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error)
 	// DeleteResetTokens removes all password-reset tokens of a user.
 	DeleteResetTokens(ctx context.Context, userID string) error
 }
