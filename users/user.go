@@ -144,6 +144,11 @@ func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (i
 			return idm.User{}, fmt.Errorf("users: hashing a password: %w", err)
 		}
 	}
+	// Hashing may have waited long: the caller must still be an enabled
+	// admin with the same token version now, just before the write.
+	if err := h.recheckActor(ctx, actor, true); err != nil {
+		return idm.User{}, err
+	}
 	now := h.timestamp()
 	u := idm.User{
 		ID:           idm.NewID(),
@@ -478,7 +483,36 @@ func (h *Handler) update(ctx context.Context, actor idm.User, id string, in upda
 	} else if in.CurrentPassword != nil {
 		return idm.User{}, idm.E(idm.ErrInvalid, "current_password is only used together with password")
 	}
-	return h.apply(ctx, actor, target.ID, in, hash)
+	return h.apply(ctx, actor, target.ID, in, hash, needsAdmin(actor, target, in))
+}
+
+// needsAdmin reports whether a PUT /user/{id} rests on the caller's admin
+// rights: anything but a change of one's own password with the current
+// one.
+func needsAdmin(actor, target idm.User, in updateInput) bool {
+	own := target.ID == actor.ID && in.Admin == nil && in.Disabled == nil && in.Unlock == nil &&
+		(in.Password == nil || in.CurrentPassword != nil)
+	return actor.Admin && !own
+}
+
+// recheckActor reads the caller again just before a change is written, so
+// that a request that waited (for a hashing worker, or for the lock) does
+// not finish for a caller who was deleted, disabled, logged out or (when
+// needAdmin) demoted meanwhile: such a request gets the 401 or 403 it would
+// get if it came now.
+func (h *Handler) recheckActor(ctx context.Context, actor idm.User, needAdmin bool) error {
+	cur, err := h.store.FindUserByID(ctx, actor.ID)
+	switch {
+	case errors.Is(err, idm.ErrNotFound):
+		return idm.E(idm.ErrUnauthorized, "Invalid token")
+	case err != nil:
+		return fmt.Errorf("users: reloading the caller %s: %w", actor.ID, err)
+	case cur.Disabled || cur.TokenVersion != actor.TokenVersion:
+		return idm.E(idm.ErrUnauthorized, "Invalid token")
+	case needAdmin && !cur.Admin:
+		return idm.E(idm.ErrForbidden, "admin rights required")
+	}
+	return nil
 }
 
 // throttledError answers a password check of a throttled account: a 429
@@ -552,11 +586,15 @@ func (h *Handler) throttled(ctx context.Context, actor, target idm.User, lf idm.
 // apply makes the changes of a validated PUT to the user with the given ID:
 // the audit records first, then the change. A change of the user by someone
 // else while this runs (a stale revision) makes it start over, a few times.
-func (h *Handler) apply(ctx context.Context, actor idm.User, id string, in updateInput, hash string) (idm.User, error) {
+// The caller is read again first (see recheckActor).
+func (h *Handler) apply(ctx context.Context, actor idm.User, id string, in updateInput, hash string, needAdmin bool) (idm.User, error) {
 	h.mutation.Lock()
 	defer h.mutation.Unlock()
 	var u idm.User
 	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		if err := h.recheckActor(ctx, actor, needAdmin); err != nil {
+			return err
+		}
 		var err error
 		u, err = h.applyOnce(ctx, actor, id, in, hash)
 		return err
