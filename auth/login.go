@@ -203,8 +203,8 @@ func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, a loginAttem
 		idm.WriteError(w, r, h.log, counterUnavailable(err))
 		return
 	}
-	if err := h.store.AppendAudit(ctx, idm.AuditEvent{
-		ID: idm.NewID(), Time: idm.Timestamp(h.now()), Document: user.ID, DocType: idm.DocAuth,
+	if _, err := h.audits.Append(ctx, idm.AuditEvent{
+		Document: user.ID, DocType: idm.DocAuth,
 		ActorID: user.ID, Actor: user.Username, Action: "login", New: attemptJSON(a),
 	}); err != nil {
 		idm.WriteError(w, r, h.log, err)
@@ -242,28 +242,27 @@ func (h *Handler) upgradeHash(ctx context.Context, user idm.User, password strin
 	}
 	e := idm.AuditEvent{DocType: idm.DocUser, Document: user.ID, ActorID: user.ID, Actor: user.Username,
 		Action: "upgrade password hash"}
-	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+	e, err = h.audits.Append(ctx, e)
+	if err != nil {
 		h.log.ErrorContext(ctx, "auditing a password-hash upgrade", "user", user.ID, "err", err)
 		return
 	}
 	cur.PasswordHash = hash
-	if err := h.store.UpdateUser(ctx, cur); err != nil {
+	err = h.store.UpdateUser(ctx, cur)
+	if err = h.audits.Settle(ctx, []idm.AuditEvent{e}, err, func(ctx context.Context) (bool, error) {
+		u, err := h.store.FindUserByID(ctx, user.ID)
+		return err == nil && u.PasswordHash == hash, nil
+	}); err != nil {
 		h.log.ErrorContext(ctx, "storing an upgraded password hash", "user", user.ID, "err", err)
-		e.Action = "upgrade password hash failed"
-		h.audit(ctx, e)
 	}
 }
 
-// audit appends e with a fresh ID and time; a failure is logged.
+// audit appends e with a fresh ID at the current time; a failure is
+// logged.
 func (h *Handler) audit(ctx context.Context, e idm.AuditEvent) {
-	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+	if _, err := h.audits.Append(ctx, e); err != nil {
 		h.log.ErrorContext(ctx, "writing an audit record", "action", e.Action, "err", err)
 	}
-}
-
-func withID(e idm.AuditEvent, now time.Time) idm.AuditEvent {
-	e.ID, e.Time = idm.NewID(), idm.Timestamp(now)
-	return e
 }
 
 // attemptJSON describes a login attempt for the audit trail.

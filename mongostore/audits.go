@@ -17,7 +17,7 @@ func (s *Store) AppendAudit(ctx context.Context, e idm.AuditEvent) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	_, err := s.audits.InsertOne(ctx, toAuditRecord(e))
-	return translate("append audit", err)
+	return translateWrite("append audit", err)
 }
 
 // AuditsFor implements [idm.AuditStore].

@@ -163,9 +163,13 @@ func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (i
 	recs, err := h.audit(ctx, actor, u, now, change{action: ActionCreate, new: created})
 	if err == nil {
 		err = h.store.CreateUser(context.WithoutCancel(ctx), u)
+		err = h.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {
+			return h.exists(ctx, u.ID)
+		})
+	} else {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
 	}
 	if err != nil {
-		h.compensate(ctx, recs, ActionFailedSuffix, err)
 		if errors.Is(err, idm.ErrConflict) {
 			return idm.User{}, idm.Wrap(idm.ErrConflict, msgTaken, err)
 		}
@@ -369,8 +373,11 @@ func (h *Handler) removeOnce(ctx context.Context, actor idm.User, id string) err
 	if err == nil {
 		err = h.store.DeleteUser(ctx, cur.ID)
 	}
+	err = h.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {
+		ok, err := h.exists(ctx, cur.ID)
+		return !ok, err
+	})
 	if err != nil {
-		h.compensate(ctx, recs, ActionFailedSuffix, err)
 		if errors.Is(err, idm.ErrNotFound) { // deleted meanwhile, by another process
 			return idm.Wrap(idm.ErrNotFound, msgNotFound, err)
 		}
@@ -679,9 +686,13 @@ func (h *Handler) applyOnce(ctx context.Context, actor idm.User, id string, in u
 		}
 		if err == nil {
 			err = h.store.UpdateUser(ctx, next)
+			err = h.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {
+				return h.updated(ctx, next)
+			})
+		} else {
+			h.compensate(ctx, recs, ActionFailedSuffix, err)
 		}
 		if err != nil {
-			h.compensate(ctx, recs, ActionFailedSuffix, err)
 			if errors.Is(err, idm.ErrNotFound) {
 				return idm.User{}, idm.Wrap(idm.ErrNotFound, msgNotFound, err)
 			}
@@ -716,6 +727,34 @@ func (h *Handler) applyOnce(ctx context.Context, actor idm.User, id string, in u
 		}
 	}
 	return next, nil
+}
+
+// exists reads the user with the given ID back: after a write of unknown
+// outcome (idm.ErrAmbiguous) it tells whether a create or delete was made.
+func (h *Handler) exists(ctx context.Context, id string) (bool, error) {
+	_, err := h.store.FindUserByID(ctx, id)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, idm.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// updated reads a user back after an UpdateUser of unknown outcome that
+// would have stored next (with next.Rev + 1): it was made if the stored
+// record is at that revision and holds what next holds.
+func (h *Handler) updated(ctx context.Context, next idm.User) (bool, error) {
+	u, err := h.store.FindUserByID(ctx, next.ID)
+	switch {
+	case errors.Is(err, idm.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return u.Rev == next.Rev+1 && u.TokenVersion == next.TokenVersion && u.PasswordHash == next.PasswordHash &&
+		u.Admin == next.Admin && u.Disabled == next.Disabled, nil
 }
 
 // restore takes back the changes that updated a user from prev to next,

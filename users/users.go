@@ -139,7 +139,7 @@ type Handler struct {
 	csp      string
 	mux      *idm.Mux
 	routes   []route
-	ids      *auditIDs
+	audits   *idm.AuditLog
 	mutation sync.Mutex // serialises read-modify-write changes of users in this process
 }
 
@@ -180,7 +180,6 @@ func New(c Config) (*Handler, error) {
 		now:       c.Now,
 		log:       c.Logger,
 		cop:       http.NewCrossOriginProtection(),
-		ids:       newAuditIDs(),
 	}
 	if h.maxBody == 0 {
 		h.maxBody = idm.DefaultMaxBodyBytes
@@ -197,6 +196,7 @@ func New(c Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.audits = idm.NewAuditLog(h.store, h.now, h.log)
 	if h.limiter == nil {
 		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: h.now, Logger: h.log})
 		if err != nil {
