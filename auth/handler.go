@@ -109,7 +109,7 @@ type Handler struct {
 	now         func() time.Time
 	onLogin     func(string)
 	mux         *idm.Mux
-	audits      *idm.AuditLog
+	audits      *idm.AuditWriter
 }
 
 // New validates c, fills in its defaults and returns a Handler.
@@ -180,7 +180,7 @@ func New(c Config) (*Handler, error) {
 		maxFailures: c.MaxFailures, window: c.FailureWindow, log: c.Logger, now: c.Now, onLogin: c.OnLogin,
 		mux: idm.NewMux(),
 	}
-	h.audits = idm.NewAuditLog(c.Store, c.Now, c.Logger)
+	h.audits = idm.NewAuditWriter(c.Store, c.Now, c.Logger)
 	h.Install(h.mux.Handle)
 	return h, nil
 }

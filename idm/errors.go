@@ -39,7 +39,7 @@ var ErrStale = fmt.Errorf("record changed since it was read: %w", ErrConflict)
 // a timeout, a write concern that was not confirmed), so it may or may not
 // have been applied. It wraps [ErrUnavailable], so that one left unhandled
 // is a 503. A caller that gets it reads again to find out what happened
-// before it says so in the audit trail (see [AuditLog.Settle]).
+// before it says so in the audit trail (see [AuditWriter.Settle]).
 var ErrAmbiguous = fmt.Errorf("outcome of the write unknown: %w", ErrUnavailable)
 
 // DefaultStaleAttempts is how many times a read-modify-write is tried in

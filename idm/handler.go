@@ -90,7 +90,7 @@ type Handler struct {
 	maxBody int64
 	linkTTL time.Duration
 	mux     *Mux
-	audits  *AuditLog
+	audits  *AuditWriter
 }
 
 // NewHandler validates c, fills in its defaults and returns the API handler.
@@ -129,7 +129,7 @@ func NewHandler(c Config) (*Handler, error) {
 	if h.linkTTL == 0 {
 		h.linkTTL = DefaultLinkTTL
 	}
-	h.audits = NewAuditLog(h.store, h.clock, h.log)
+	h.audits = NewAuditWriter(h.store, h.clock, h.log)
 	h.Install(h.mux.Handle)
 	return h, nil
 }
@@ -253,7 +253,7 @@ func newAudit(p *Principal, docType, doc, action string, at time.Time, old, new 
 // record writes the audit record e first and then applies the change; when
 // the change fails it appends a compensating record ("<action> failed", or
 // "<action> outcome unknown" when the store cannot tell whether the write
-// was applied; see [AuditLog.Settle]) and returns the change's error. So no
+// was applied; see [AuditWriter.Settle]) and returns the change's error. So no
 // change exists without its record.
 func (h *Handler) record(ctx context.Context, e AuditEvent, apply func() error) error {
 	_, err := h.recordAt(ctx, e, apply)

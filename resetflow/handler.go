@@ -192,7 +192,7 @@ type Handler struct {
 	onEvent     func(string)
 	mux         *idm.Mux
 	jobs        jobs
-	audits      *idm.AuditLog
+	audits      *idm.AuditWriter
 }
 
 // New validates c, fills in its defaults, parses the templates and returns a
@@ -275,7 +275,7 @@ func New(c Config) (*Handler, error) {
 		log: c.Logger, now: c.Now, onEvent: c.OnEvent, mux: idm.NewMux(),
 		jobs: jobs{max: c.MaxPending},
 	}
-	h.audits = idm.NewAuditLog(c.Store, c.Now, c.Logger)
+	h.audits = idm.NewAuditWriter(c.Store, c.Now, c.Logger)
 	if ml, ok := c.Passwords.(interface{ MinLength() int }); ok {
 		h.minLength = ml.MinLength()
 	}

@@ -96,7 +96,7 @@ func (h *Handler) audit(ctx context.Context, actor, target idm.User, at time.Tim
 
 // compensate appends, for each record, a record saying that its change
 // failed (suffix ActionFailedSuffix) or was undone (ActionUndoneSuffix),
-// through idm.AuditLog.Compensate: it runs even when ctx has been
+// through idm.AuditWriter.Compensate: it runs even when ctx has been
 // cancelled, so that the trail stays true; failures are logged.
 func (h *Handler) compensate(ctx context.Context, records []idm.AuditEvent, suffix string, cause error) {
 	for _, e := range records {
@@ -105,7 +105,7 @@ func (h *Handler) compensate(ctx context.Context, records []idm.AuditEvent, suff
 }
 
 // settle writes what is true of the changes recorded by records after
-// their write returned err (see idm.AuditLog.Settle): nothing when err is
+// their write returned err (see idm.AuditWriter.Settle): nothing when err is
 // nil or when applied finds that an ambiguous write was made after all (it
 // then returns nil), else a compensating record for each.
 func (h *Handler) settle(ctx context.Context, records []idm.AuditEvent, err error, applied func(context.Context) (bool, error)) error {

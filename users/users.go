@@ -139,7 +139,7 @@ type Handler struct {
 	csp      string
 	mux      *idm.Mux
 	routes   []route
-	audits   *idm.AuditLog
+	audits   *idm.AuditWriter
 	mutation sync.Mutex // serialises read-modify-write changes of users in this process
 }
 
@@ -196,7 +196,7 @@ func New(c Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.audits = idm.NewAuditLog(h.store, h.now, h.log)
+	h.audits = idm.NewAuditWriter(h.store, h.now, h.log)
 	if h.limiter == nil {
 		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: h.now, Logger: h.log})
 		if err != nil {

@@ -56,7 +56,7 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 		return exitFail
 	}
 	defer store.Close()
-	a := &admin_{store: store, std: std, now: time.Now, audits: idm.NewAuditLog(store, time.Now, nil)}
+	a := &admin_{store: store, std: std, now: time.Now, audits: idm.NewAuditWriter(store, time.Now, nil)}
 	switch sub {
 	case "add":
 		err = a.add(ctx, pos[0], admin, pwStdin)
@@ -83,7 +83,7 @@ type admin_ struct {
 	store  idm.Store
 	std    stdio
 	now    func() time.Time
-	audits *idm.AuditLog // the records of the subcommands, as the /user API writes them
+	audits *idm.AuditWriter // the records of the subcommands, as the /user API writes them
 }
 
 func (a *admin_) passwords() (*auth.Passwords, error) {
@@ -154,7 +154,7 @@ func (a *admin_) audit(ctx context.Context, u idm.User, action string, old, new 
 }
 
 // settle writes what is true of the change recorded by rec after its write
-// returned err (see idm.AuditLog.Settle) and returns the error to report:
+// returned err (see idm.AuditWriter.Settle) and returns the error to report:
 // nil when a write of unknown outcome turns out to have been made.
 func (a *admin_) settle(ctx context.Context, rec idm.AuditEvent, err error, applied func(ctx context.Context) (bool, error)) error {
 	return a.audits.Settle(ctx, []idm.AuditEvent{rec}, err, applied)

@@ -30,7 +30,7 @@ func TestAuditLogCompensationSortsAfterItsRecord(t *testing.T) {
 			store := memstore.New()
 			i := 0
 			now := func() time.Time { i++; return tc.clock[i-1] }
-			log := idm.NewAuditLog(store, now, nil)
+			log := idm.NewAuditWriter(store, now, nil)
 			for n := range 50 { // many pairs, so that random IDs would misorder some
 				orig, err := log.Append(t.Context(), idm.AuditEvent{Time: t0, Document: "d", DocType: idm.DocUser,
 					Action: fmt.Sprintf("change %d", n), New: []byte(`{"username":"a@example.org"}`)})

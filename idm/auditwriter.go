@@ -29,12 +29,12 @@ type AuditAppender interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 }
 
-// AuditLog writes the audit records of one writer (a handler, a command)
+// AuditWriter writes the audit records of one writer (a handler, a command)
 // in one shape, so that every package records alike: each record gets a
-// fresh, time-ordered ID (see [AuditLog.NewID]), and a change that does not
+// fresh, time-ordered ID (see [AuditWriter.NewID]), and a change that does not
 // go through as recorded gets a compensating record (see
-// [AuditLog.Compensate]). An AuditLog is safe for concurrent use.
-type AuditLog struct {
+// [AuditWriter.Compensate]). An AuditWriter is safe for concurrent use.
+type AuditWriter struct {
 	store   AuditAppender
 	now     func() time.Time
 	log     *slog.Logger
@@ -42,27 +42,27 @@ type AuditLog struct {
 	counter atomic.Uint32
 }
 
-// NewAuditLog returns an AuditLog that appends to store. now is the clock
+// NewAuditWriter returns an AuditWriter that appends to store. now is the clock
 // (nil means time.Now); log receives the failures of compensating records
 // (nil discards them).
-func NewAuditLog(store AuditAppender, now func() time.Time, log *slog.Logger) *AuditLog {
+func NewAuditWriter(store AuditAppender, now func() time.Time, log *slog.Logger) *AuditWriter {
 	if now == nil {
 		now = time.Now
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &AuditLog{store: store, now: now, log: log}
+	l := &AuditWriter{store: store, now: now, log: log}
 	_, _ = rand.Read(l.process[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return l
 }
 
 // NewID returns a fresh ID for a record written at t. IDs have the shape
 // of MongoDB ObjectIds - 4 bytes of Unix seconds, 5 random bytes fixed per
-// AuditLog and a 3-byte counter - so that, as stores order records of the
-// same time by ID, the records one AuditLog writes at the same time keep
+// AuditWriter and a 3-byte counter - so that, as stores order records of the
+// same time by ID, the records one AuditWriter writes at the same time keep
 // the order in which they were written.
-func (l *AuditLog) NewID(t time.Time) string {
+func (l *AuditWriter) NewID(t time.Time) string {
 	var b [12]byte
 	binary.BigEndian.PutUint32(b[:4], uint32(t.Unix()))
 	copy(b[4:9], l.process[:])
@@ -73,7 +73,7 @@ func (l *AuditLog) NewID(t time.Time) string {
 
 // Append writes e with a fresh ID; a zero e.Time becomes the current time.
 // It returns the record as written.
-func (l *AuditLog) Append(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+func (l *AuditWriter) Append(ctx context.Context, e AuditEvent) (AuditEvent, error) {
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
@@ -91,7 +91,7 @@ func (l *AuditLog) Append(ctx context.Context, e AuditEvent) (AuditEvent, error)
 // e (and before a record l writes later at the same time). It writes even when
 // ctx has been cancelled, so that the trail stays true; a failure is logged
 // with cause (the change's error) and returned.
-func (l *AuditLog) Compensate(ctx context.Context, e AuditEvent, suffix string, cause error) (AuditEvent, error) {
+func (l *AuditWriter) Compensate(ctx context.Context, e AuditEvent, suffix string, cause error) (AuditEvent, error) {
 	at := Timestamp(l.now())
 	if at.Before(e.Time) {
 		at = e.Time // a clock that went back
@@ -117,7 +117,7 @@ func (l *AuditLog) Compensate(ctx context.Context, e AuditEvent, suffix string, 
 // gets its [AuditFailed] record. If it cannot be told (applied is nil or
 // fails), each gets an [AuditOutcomeUnknown] record. In both cases err is
 // returned.
-func (l *AuditLog) Settle(ctx context.Context, records []AuditEvent, err error, applied func(ctx context.Context) (bool, error)) error {
+func (l *AuditWriter) Settle(ctx context.Context, records []AuditEvent, err error, applied func(ctx context.Context) (bool, error)) error {
 	if err == nil {
 		return nil
 	}
