@@ -39,8 +39,7 @@ type Store interface {
 	FindUserByUsername(ctx context.Context, username string) (idm.User, error)
 	UpdateUser(ctx context.Context, u idm.User) error
 	AppendAudit(ctx context.Context, e idm.AuditEvent) error
-	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
-	LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error)
+	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error)
 	ResetLoginFailures(ctx context.Context, key string) error
 }
 
@@ -122,6 +121,7 @@ type Handler struct {
 	now         func() time.Time
 	onLogin     func(string)
 	mux         *idm.Mux
+	audits      *idm.AuditWriter
 }
 
 // New validates c, fills in its defaults and returns a Handler.
@@ -203,6 +203,7 @@ func New(c Config) (*Handler, error) {
 		maxFailures: c.MaxFailures, window: c.FailureWindow, log: c.Logger, now: c.Now, onLogin: c.OnLogin,
 		mux: idm.NewMux(),
 	}
+	h.audits = idm.NewAuditWriter(c.Store, c.Now, c.Logger)
 	h.Install(h.mux.Handle)
 	return h, nil
 }

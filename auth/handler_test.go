@@ -263,7 +263,7 @@ func TestRequire(t *testing.T) {
 }
 
 // downStore is a store whose user lookups fail as if the database were down.
-type downStore struct{ *memstore.Store }
+type downStore struct{ idm.Store }
 
 func (downStore) FindUserByID(_ context.Context, _ string) (idm.User, error) {
 	return idm.User{}, fmt.Errorf("db is down: %w", idm.ErrUnavailable)

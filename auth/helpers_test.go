@@ -66,7 +66,7 @@ func hmacKeys(t testing.TB, secret string) *auth.KeySet {
 // principal that Require put into the context.
 type env struct {
 	t        *testing.T
-	store    *memstore.Store
+	store    idm.Store
 	clock    *testclock.Clock
 	pw       *auth.Passwords
 	cfg      auth.Config

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -72,14 +73,19 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.now()
 
+	// The attempt takes its place in the account's failure count before
+	// its password is checked, so that concurrent attempts (on any instance
+	// that shares the store) check at most maxFailures passwords per
+	// window. The place stays as a failure unless the password is right.
 	if a.key != "" {
-		retry, throttled, err := h.accountThrottled(ctx, a.key, now)
+		f, ok, err := h.store.ReserveLoginAttempt(ctx, a.key, now, h.window, h.maxFailures)
 		if err != nil {
-			idm.WriteError(w, r, h.log, err)
+			// Fail closed: without the count, no password is checked.
+			idm.WriteError(w, r, h.log, counterUnavailable(err))
 			return
 		}
-		if throttled {
-			h.throttled(w, r, a, retry)
+		if !ok {
+			h.throttled(w, r, a, f.Since.Add(h.window).Sub(now))
 			return
 		}
 	}
@@ -111,19 +117,7 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok || user.Disabled {
-		h.failed(w, r, a, user, now)
-		return
-	}
-
-	// Failures recorded while this attempt waited for its hash count too:
-	// an account throttled meanwhile gets 429 even for the right password.
-	retry, throttled, err := h.accountThrottled(ctx, a.key, now)
-	if err != nil {
-		idm.WriteError(w, r, h.log, err)
-		return
-	}
-	if throttled {
-		h.throttled(w, r, a, retry)
+		h.failed(w, r, a, user)
 		return
 	}
 	h.succeeded(w, r, a, *user, rehash)
@@ -156,18 +150,11 @@ func (a *loginAttempt) parse(body []byte) error {
 	return nil
 }
 
-// accountThrottled reports whether the account key is throttled at now, and
-// for how long still.
-func (h *Handler) accountThrottled(ctx context.Context, key string, now time.Time) (time.Duration, bool, error) {
-	f, err := h.store.LoginFailures(ctx, key)
-	if err != nil {
-		return 0, false, err
-	}
-	end := f.Since.Add(h.window)
-	if f.Count >= h.maxFailures && now.Before(end) {
-		return end.Sub(now), true, nil
-	}
-	return 0, false, nil
+// counterUnavailable is the error of an attempt refused because the
+// account's failure count could not be read or written: a 503, whose cause
+// is logged.
+func counterUnavailable(err error) error {
+	return idm.Wrap(idm.ErrUnavailable, "service unavailable", fmt.Errorf("auth: login-failure counter: %w", err))
 }
 
 // writeHashError answers when no hashing worker could be had.
@@ -193,16 +180,12 @@ func (h *Handler) throttled(w http.ResponseWriter, r *http.Request, a loginAttem
 	WriteTooMany(w, r, retry, "too many login attempts; try again later")
 }
 
-// failed answers a failed attempt: it counts the failure against the
-// account (known or not) and audits it.
-func (h *Handler) failed(w http.ResponseWriter, r *http.Request, a loginAttempt, user *idm.User, now time.Time) {
+// failed answers a failed attempt and audits it. The failure is counted
+// against the account (known or not) already: the place the attempt
+// reserved before its check stays.
+func (h *Handler) failed(w http.ResponseWriter, r *http.Request, a loginAttempt, user *idm.User) {
 	ctx := r.Context()
 	h.outcome(OutcomeFailure)
-	if a.key != "" {
-		if _, err := h.store.RecordLoginFailure(ctx, a.key, now, h.window); err != nil {
-			h.log.ErrorContext(ctx, "recording a login failure", "err", err)
-		}
-	}
 	e := idm.AuditEvent{DocType: idm.DocAuth, Action: "login failed", New: attemptJSON(a)}
 	if user != nil {
 		e.Document = user.ID
@@ -217,11 +200,11 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, a loginAttempt,
 func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, a loginAttempt, user idm.User, rehash bool) {
 	ctx := r.Context()
 	if err := h.store.ResetLoginFailures(ctx, a.key); err != nil {
-		idm.WriteError(w, r, h.log, err)
+		idm.WriteError(w, r, h.log, counterUnavailable(err))
 		return
 	}
-	if err := h.store.AppendAudit(ctx, idm.AuditEvent{
-		ID: idm.NewID(), Time: idm.Timestamp(h.now()), Document: user.ID, DocType: idm.DocAuth,
+	if _, err := h.audits.Append(ctx, idm.AuditEvent{
+		Document: user.ID, DocType: idm.DocAuth,
 		ActorID: user.ID, Actor: user.Username, Action: "login", New: attemptJSON(a),
 	}); err != nil {
 		idm.WriteError(w, r, h.log, err)
@@ -259,28 +242,27 @@ func (h *Handler) upgradeHash(ctx context.Context, user idm.User, password strin
 	}
 	e := idm.AuditEvent{DocType: idm.DocUser, Document: user.ID, ActorID: user.ID, Actor: user.Username,
 		Action: "upgrade password hash"}
-	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+	e, err = h.audits.Append(ctx, e)
+	if err != nil {
 		h.log.ErrorContext(ctx, "auditing a password-hash upgrade", "user", user.ID, "err", err)
 		return
 	}
 	cur.PasswordHash = hash
-	if err := h.store.UpdateUser(ctx, cur); err != nil {
+	err = h.store.UpdateUser(ctx, cur)
+	if err = h.audits.Settle(ctx, []idm.AuditEvent{e}, err, func(ctx context.Context) (bool, error) {
+		u, err := h.store.FindUserByID(ctx, user.ID)
+		return err == nil && u.PasswordHash == hash, nil
+	}); err != nil {
 		h.log.ErrorContext(ctx, "storing an upgraded password hash", "user", user.ID, "err", err)
-		e.Action = "upgrade password hash failed"
-		h.audit(ctx, e)
 	}
 }
 
-// audit appends e with a fresh ID and time; a failure is logged.
+// audit appends e with a fresh ID at the current time; a failure is
+// logged.
 func (h *Handler) audit(ctx context.Context, e idm.AuditEvent) {
-	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+	if _, err := h.audits.Append(ctx, e); err != nil {
 		h.log.ErrorContext(ctx, "writing an audit record", "action", e.Action, "err", err)
 	}
-}
-
-func withID(e idm.AuditEvent, now time.Time) idm.AuditEvent {
-	e.ID, e.Time = idm.NewID(), idm.Timestamp(now)
-	return e
 }
 
 // attemptJSON describes a login attempt for the audit trail.

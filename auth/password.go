@@ -77,6 +77,7 @@ type Passwords struct {
 	maxQueue  int64
 	dummy     []byte // a hash of the current scheme at cost, of a random password
 	common    string // see commonPasswords
+	onRun     func() // when set (by tests), called on a worker before each hash or comparison
 }
 
 // NewPasswords validates c, fills in its defaults and returns a Passwords.
@@ -250,6 +251,9 @@ func (p *Passwords) run(ctx context.Context, f func()) error {
 		}
 	}
 	defer func() { <-p.sem }()
+	if p.onRun != nil {
+		p.onRun()
+	}
 	if p.threads != nil {
 		p.threads.do(f)
 	} else {

@@ -88,7 +88,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := idm.AuditEvent{DocType: idm.DocAuth, Document: p.UserID, ActorID: p.UserID, Actor: p.Username, Action: "logout"}
-	if err := h.store.AppendAudit(ctx, withID(e, h.now())); err != nil {
+	if _, err := h.audits.Append(ctx, e); err != nil {
 		idm.WriteError(w, r, h.log, err)
 		return
 	}

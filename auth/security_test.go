@@ -270,11 +270,18 @@ func TestSecurity07BruteForceLimits(t *testing.T) {
 		require.NoError(t, err)
 		e := newEnv(t, func(c *auth.Config) { c.Passwords = pw })
 		e.pw = pw
-		e.addUser(alice, alicePW)
+		// One account each: more than MaxFailures concurrent attempts on
+		// one account are refused before their check, right password or
+		// not (see "concurrent guesses" below).
 		statuses := make([]int, 30)
+		names := make([]string, len(statuses))
+		for i := range names {
+			names[i] = "user" + strconv.Itoa(i) + "@example.org"
+			e.addUser(names[i], alicePW)
+		}
 		var wg sync.WaitGroup
 		for i := range statuses {
-			wg.Go(func() { statuses[i] = e.login(alice, alicePW).status })
+			wg.Go(func() { statuses[i] = e.login(names[i], alicePW).status })
 		}
 		wg.Wait()
 		for i, s := range statuses {

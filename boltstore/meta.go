@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,6 +107,50 @@ func (s *Store) RecordLoginFailure(ctx context.Context, key string, now time.Tim
 	}
 	return f, nil
 }
+
+// ReserveLoginAttempt takes a place for one password check of key at now in
+// one write transaction: it counts it unless the counter is at max within
+// its window, and reports whether it did (see [idm.MetaStore]).
+func (s *Store) ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error) {
+	switch {
+	case key == "":
+		return idm.LoginFailures{}, false, invalid("login attempt without key")
+	case max < 1:
+		return idm.LoginFailures{}, false, invalid("login attempt reserved with max %d", max)
+	}
+	now = idm.Timestamp(now)
+	var (
+		f  idm.LoginFailures
+		ok bool
+	)
+	err := s.update(ctx, "reserve login attempt", func(tx *bolt.Tx) error {
+		b := bucket(tx, bLoginFailures)
+		var err error
+		if f, err = getFailures(b, key); err != nil {
+			return err
+		}
+		if f.Count == 0 || !now.Before(f.Since.Add(window)) {
+			f = idm.LoginFailures{Key: key, Since: now}
+		} else if f.Count >= max {
+			return errRefused // roll back: nothing to write, nothing to sync
+		}
+		f.Count++
+		f.Last = now
+		ok = true
+		val, err := encode(toFailRec(f))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), val)
+	})
+	if err != nil && !errors.Is(err, errRefused) {
+		return idm.LoginFailures{}, false, err
+	}
+	return f, ok, nil
+}
+
+// errRefused ends the write transaction of a refused reservation.
+var errRefused = errors.New("boltstore: login attempt refused")
 
 // LoginFailures returns the counter for key; a zero counter (Count 0, Key
 // set) when there is none.

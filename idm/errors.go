@@ -34,6 +34,14 @@ var (
 // its change, or refuses it when it no longer applies; see [RetryStale].
 var ErrStale = fmt.Errorf("record changed since it was read: %w", ErrConflict)
 
+// ErrAmbiguous is wrapped by the error of a store write whose outcome is
+// not known: the write was sent, but the answer was lost (a network error,
+// a timeout, a write concern that was not confirmed), so it may or may not
+// have been applied. It wraps [ErrUnavailable], so that one left unhandled
+// is a 503. A caller that gets it reads again to find out what happened
+// before it says so in the audit trail (see [AuditWriter.Settle]).
+var ErrAmbiguous = fmt.Errorf("outcome of the write unknown: %w", ErrUnavailable)
+
 // DefaultStaleAttempts is how many times a read-modify-write is tried in
 // all before an [ErrStale] is given up on and answered as a conflict.
 const DefaultStaleAttempts = 3

@@ -90,6 +90,7 @@ type Handler struct {
 	maxBody int64
 	linkTTL time.Duration
 	mux     *Mux
+	audits  *AuditWriter
 }
 
 // NewHandler validates c, fills in its defaults and returns the API handler.
@@ -128,6 +129,7 @@ func NewHandler(c Config) (*Handler, error) {
 	if h.linkTTL == 0 {
 		h.linkTTL = DefaultLinkTTL
 	}
+	h.audits = NewAuditWriter(h.store, h.clock, h.log)
 	h.Install(h.mux.Handle)
 	return h, nil
 }
@@ -235,7 +237,8 @@ func (h *Handler) after(t time.Time) time.Time {
 }
 
 // newAudit returns an audit record of action on a document, by p (nil when
-// no staff user acts, as at /establish), at the given time.
+// no staff user acts, as at /establish), at the given time. Its ID is
+// replaced by an ordered one when h.audits writes it.
 func newAudit(p *Principal, docType, doc, action string, at time.Time, old, new json.RawMessage) AuditEvent {
 	e := AuditEvent{
 		ID: NewID(), Time: at, Document: doc, DocType: docType, Action: action,
@@ -248,15 +251,17 @@ func newAudit(p *Principal, docType, doc, action string, at time.Time, old, new 
 }
 
 // record writes the audit record e first and then applies the change; when
-// the change fails it appends a compensating record ("failed: <action>")
-// and returns the change's error. So no change exists without its record.
+// the change fails it appends a compensating record ("<action> failed", or
+// "<action> outcome unknown" when the store cannot tell whether the write
+// was applied; see [AuditWriter.Settle]) and returns the change's error. So no
+// change exists without its record.
 func (h *Handler) record(ctx context.Context, e AuditEvent, apply func() error) error {
 	_, err := h.recordAt(ctx, e, apply)
 	return err
 }
 
-// recordAt is record that also returns the time of the last record it
-// wrote (e's, or the compensating record's).
+// recordAt is record that also returns a time not before that of the last
+// record it wrote (e's, or the compensating record's).
 //
 // apply runs under the context its closure captured; the handlers of the
 // routes that change records run under a detached one (see detached), so
@@ -264,24 +269,18 @@ func (h *Handler) record(ctx context.Context, e AuditEvent, apply func() error) 
 // written. The compensating record is written under a detached context of
 // its own, so also when ctx has ended (e.g. its time ran out).
 func (h *Handler) recordAt(ctx context.Context, e AuditEvent, apply func() error) (time.Time, error) {
-	if err := h.store.AppendAudit(ctx, e); err != nil {
+	e, err := h.audits.Append(ctx, e)
+	if err != nil {
 		return e.Time, fmt.Errorf("append audit %q on %s %s: %w", e.Action, e.DocType, e.Document, err)
 	}
-	err := apply()
+	err = apply()
 	if err == nil {
 		return e.Time, nil
 	}
-	comp := e
-	comp.ID = NewID()
-	comp.Time = h.after(e.Time)
-	comp.Action = "failed: " + e.Action
 	cctx, cancel := detached(ctx)
 	defer cancel()
-	if cerr := h.store.AppendAudit(cctx, comp); cerr != nil {
-		h.log.ErrorContext(ctx, "cannot append compensating audit record",
-			"doctype", e.DocType, "document", e.Document, "action", comp.Action, "err", cerr, "cause", err)
-	}
-	return comp.Time, err
+	err = h.audits.Settle(cctx, []AuditEvent{e}, err, nil)
+	return h.after(e.Time), err
 }
 
 // msgStale answers a change that kept losing to concurrent changes of the
@@ -333,7 +332,7 @@ func (h *Handler) commit(ctx context.Context, p *Principal, docType string, now 
 			if c.action == "" {
 				return nil
 			}
-			if err := h.store.AppendAudit(ctx, newAudit(p, docType, c.doc, c.action, now, nil, nil)); err != nil {
+			if _, err := h.audits.Append(ctx, newAudit(p, docType, c.doc, c.action, now, nil, nil)); err != nil {
 				return fmt.Errorf("append audit: %w", err)
 			}
 			return nil

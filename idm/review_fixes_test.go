@@ -397,7 +397,7 @@ func TestReviewChangeSurvivesDisconnect(t *testing.T) {
 				t.Errorf("audit actions %q, want the last to be %q and no failed record", got, tc.action)
 			}
 			for _, a := range got {
-				if strings.HasPrefix(a, "failed: ") {
+				if strings.HasSuffix(a, idm.AuditFailed) {
 					t.Errorf("audit actions %q: a compensating record for a change that was made", got)
 				}
 			}

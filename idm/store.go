@@ -164,6 +164,21 @@ type MetaStore interface {
 	// Count 1 with Since and Last set to now. Keys are compared exactly. Of
 	// several concurrent callers none loses its count.
 	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (LoginFailures, error)
+	// ReserveLoginAttempt atomically takes a place in key's counter for
+	// one password check at now, before the check is made, so that at most
+	// max checks run within a window whatever the concurrency, also across
+	// processes that share the store. Within the counter's window (now
+	// before Since + window) and with Count below max, Count goes up by one,
+	// Last becomes now and ok is true; with Count at max or above nothing
+	// changes and ok is false. A new counter, or one whose window has ended
+	// (now at or after Since + window), starts again at Count 1 with Since
+	// and Last set to now, and ok is true. It returns the counter as it is
+	// after the call. A reservation counts as a failure: a caller whose
+	// check succeeds clears the counter with ResetLoginFailures. Keys are
+	// compared exactly; a max below 1 gives an error that wraps ErrInvalid.
+	// Of several concurrent callers on one counter in its window, at most
+	// max minus its Count get ok.
+	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (f LoginFailures, ok bool, err error)
 	// LoginFailures returns the counter for key; LoginFailures{Key: key}
 	// (Count 0, zero times) when there is none.
 	LoginFailures(ctx context.Context, key string) (LoginFailures, error)

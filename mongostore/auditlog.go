@@ -53,7 +53,8 @@ func (s *Store) claimSeq(ctx context.Context, op string, write func(seq int64) e
 			return fmt.Errorf("mongostore: %s: %w", op, err)
 		}
 		if !isDuplicate(err) {
-			return translate(op, err)
+			// A write whose answer was lost may have been applied.
+			return translateWrite(op, err)
 		}
 	}
 	return fmt.Errorf("mongostore: %s: no free seq after %d attempts: %w", op, maxSeqClaims, idm.ErrUnavailable)

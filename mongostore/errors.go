@@ -39,6 +39,28 @@ func translate(op string, err error) error {
 	}
 }
 
+// translateWrite is translate for the error of a write that may have
+// reached the server: a network error, a timeout, a cancelled wait or a
+// write concern that was not confirmed leaves open whether the write was
+// applied, so the error wraps [idm.ErrAmbiguous] (a kind of
+// [idm.ErrUnavailable]) and the caller reads again to find out. A server
+// that could not even be selected never got the write: that stays a plain
+// ErrUnavailable.
+func translateWrite(op string, err error) error {
+	if err != nil && !errors.As(err, new(topology.ServerSelectionError)) && !isDuplicate(err) &&
+		(isUnavailable(err) || errors.Is(err, context.Canceled) || hasWriteConcernError(err)) {
+		return fmt.Errorf("mongostore: %s: %w: %w", op, idm.ErrAmbiguous, err)
+	}
+	return translate(op, err)
+}
+
+// hasWriteConcernError reports whether err says that a write was applied
+// but its write concern (majority, journaled) was not confirmed.
+func hasWriteConcernError(err error) bool {
+	var we mongo.WriteException
+	return errors.As(err, &we) && we.WriteConcernError != nil
+}
+
 // isDuplicate reports whether err is a unique-index violation.
 func isDuplicate(err error) bool {
 	if mongo.IsDuplicateKeyError(err) {

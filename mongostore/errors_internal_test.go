@@ -79,3 +79,33 @@ func TestTranslate(t *testing.T) {
 		t.Errorf("translate(nil) = %v", err)
 	}
 }
+
+// TestTranslateWrite: a write whose answer was lost may have been applied:
+// its error wraps idm.ErrAmbiguous (still a 503), unless the write never
+// left (no server could be selected) or was refused for a known reason.
+func TestTranslateWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		ambiguous bool
+	}{
+		{"deadline while waiting for the answer", context.DeadlineExceeded, true},
+		{"cancelled while waiting", context.Canceled, true},
+		{"network error", mongo.CommandError{Labels: []string{"NetworkError"}, Message: "connection reset"}, true},
+		{"write concern timeout", mongo.WriteException{WriteConcernError: &mongo.WriteConcernError{Code: 64, Message: "waiting for replication timed out"}}, true},
+		{"write concern not satisfied", mongo.WriteException{WriteConcernError: &mongo.WriteConcernError{Code: 100, Message: "unsatisfiable"}}, true},
+		{"server selection: never sent", topology.ServerSelectionError{Wrapped: errors.New("no suitable server")}, false},
+		{"duplicate key", mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000, Message: "E11000"}}}, false},
+		{"no documents", mongo.ErrNoDocuments, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := translateWrite("write", tc.err)
+			if got := errors.Is(err, idm.ErrAmbiguous); got != tc.ambiguous {
+				t.Errorf("errors.Is(%v, ErrAmbiguous) = %v, want %v", err, got, tc.ambiguous)
+			}
+			if tc.ambiguous && !errors.Is(err, idm.ErrUnavailable) {
+				t.Errorf("%v does not wrap ErrUnavailable", err)
+			}
+		})
+	}
+}

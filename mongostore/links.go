@@ -19,7 +19,7 @@ func (s *Store) CreateLink(ctx context.Context, l idm.Link) error {
 	defer cancel()
 	l.Rev = 1
 	_, err := s.links.InsertOne(ctx, toLinkRecord(l))
-	return translate("create link", err)
+	return translateWrite("create link", err)
 }
 
 // FindLink implements [idm.LinkStore].
@@ -57,7 +57,7 @@ func (s *Store) UpdateLink(ctx context.Context, l idm.Link) error {
 	l.Rev++
 	res, err := s.links.ReplaceOne(ctx, revFilter("_id", l.ID, given), toLinkRecord(l))
 	if err != nil {
-		return translate(op, err)
+		return translateWrite(op, err)
 	}
 	if res.MatchedCount == 0 {
 		return whyNoMatch(ctx, s.links, op+" "+l.ID, bson.M{"_id": l.ID}, given)
@@ -124,7 +124,7 @@ func (s *Store) EstablishLink(ctx context.Context, id, linkedTo, system string, 
 			return r.link(), nil
 		}
 		if !errors.Is(err, mongo.ErrNoDocuments) {
-			return idm.Link{}, translate("establish link", err)
+			return idm.Link{}, translateWrite("establish link", err)
 		}
 		// Nothing matched: find out why.
 		cur, err := s.findLink(ctx, bson.M{"_id": id})

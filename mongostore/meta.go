@@ -81,6 +81,74 @@ func (s *Store) RecordLoginFailure(ctx context.Context, key string, now time.Tim
 	return idm.LoginFailures{}, fmt.Errorf("mongostore: record login failure: counter keeps changing: %w", idm.ErrConflict)
 }
 
+// ReserveLoginAttempt implements [idm.MetaStore]. Each step is one atomic
+// single-document operation, so the server's atomicity bounds the count
+// across every process that shares the database: count in the current
+// window when the count is below max (the filter says so), else restart an
+// expired window, else insert the first counter. When none applies the
+// counter is at max within its window: the attempt is refused. When a
+// concurrent caller wins the insert, it starts over.
+//
+// On FerretDB v1 a filtered update is atomic only among the requests of one
+// connection (see the package documentation): processes with a connection
+// each can then exceed max by about one per extra connection.
+func (s *Store) ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error) {
+	if max < 1 {
+		return idm.LoginFailures{}, false, fmt.Errorf("mongostore: reserve login attempt with max %d: %w", max, idm.ErrInvalid)
+	}
+	now = idm.Timestamp(now)
+	cutoff := now.Add(-window) // the window has passed when Since <= cutoff
+	after := options.FindOneAndUpdate().SetReturnDocument(options.After)
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	for range 5 {
+		var r loginFailuresRecord
+		err := s.failures.FindOneAndUpdate(ctx,
+			bson.M{"_id": key, "since": bson.M{"$gt": cutoff}, "count": bson.M{"$lt": int64(max)}},
+			bson.M{"$inc": bson.M{"count": int64(1)}, "$set": bson.M{"last": now}},
+			after).Decode(&r)
+		if err == nil {
+			return r.failures(), true, nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return idm.LoginFailures{}, false, translate("reserve login attempt", err)
+		}
+
+		err = s.failures.FindOneAndUpdate(ctx,
+			bson.M{"_id": key, "since": bson.M{"$lte": cutoff}},
+			bson.M{"$set": bson.M{"count": int64(1), "since": now, "last": now}},
+			after).Decode(&r)
+		if err == nil {
+			return r.failures(), true, nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return idm.LoginFailures{}, false, translate("reserve login attempt", err)
+		}
+
+		err = s.failures.FindOne(ctx, bson.M{"_id": key}).Decode(&r)
+		if err == nil {
+			if r.Since.After(cutoff) && r.Count >= int64(max) {
+				return r.failures(), false, nil
+			}
+			continue // changed meanwhile (reset, or a window ended): try again
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return idm.LoginFailures{}, false, translate("reserve login attempt", err)
+		}
+
+		r = loginFailuresRecord{Key: key, Count: 1, Since: now, Last: now}
+		_, err = s.failures.InsertOne(ctx, r)
+		if err == nil {
+			return r.failures(), true, nil
+		}
+		if err = translate("reserve login attempt", err); !errors.Is(err, idm.ErrConflict) {
+			return idm.LoginFailures{}, false, err
+		}
+		// Someone else inserted the counter first: count in it.
+	}
+	return idm.LoginFailures{}, false, fmt.Errorf("mongostore: reserve login attempt: counter keeps changing: %w", idm.ErrConflict)
+}
+
 // LoginFailures implements [idm.MetaStore].
 func (s *Store) LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error) {
 	ctx, cancel := s.op(ctx)

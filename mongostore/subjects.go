@@ -20,7 +20,7 @@ func (s *Store) CreateSubject(ctx context.Context, sub idm.Subject) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	_, err = s.subjects.InsertOne(ctx, r)
-	return translate("create subject", err)
+	return translateWrite("create subject", err)
 }
 
 // FindSubject implements [idm.SubjectStore].
@@ -65,7 +65,7 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 	defer cancel()
 	res, err := s.subjects.UpdateOne(ctx, revFilter("sssid", sub.SSSID, sub.Rev), bson.M{"$set": set})
 	if err != nil {
-		return translate(op, err)
+		return translateWrite(op, err)
 	}
 	if res.MatchedCount == 0 {
 		return whyNoMatch(ctx, s.subjects, fmt.Sprintf("%s %q", op, sub.SSSID), bson.M{"sssid": sub.SSSID}, sub.Rev)

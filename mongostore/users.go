@@ -18,7 +18,7 @@ func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
 	defer cancel()
 	u.Rev = 1
 	_, err := s.users.InsertOne(ctx, toUserRecord(u))
-	return translate("create user", err)
+	return translateWrite("create user", err)
 }
 
 // FindUserByID implements [idm.UserStore].
@@ -53,7 +53,7 @@ func (s *Store) UpdateUser(ctx context.Context, u idm.User) error {
 	u.Rev++
 	res, err := s.users.ReplaceOne(ctx, revFilter("_id", u.ID, given), toUserRecord(u))
 	if err != nil {
-		return translate(op, err)
+		return translateWrite(op, err)
 	}
 	if res.MatchedCount == 0 {
 		return whyNoMatch(ctx, s.users, op+" "+u.ID, bson.M{"_id": u.ID}, given)
@@ -111,7 +111,7 @@ func (s *Store) deleteOne(ctx context.Context, coll *mongo.Collection, op string
 	defer cancel()
 	res, err := coll.DeleteOne(ctx, filter)
 	if err != nil {
-		return translate(op, err)
+		return translateWrite(op, err)
 	}
 	if res.DeletedCount == 0 {
 		return notFound("%s", op)

@@ -127,7 +127,7 @@ func (h *Handler) requestReset(ctx context.Context, username string) {
 		h.onEvent(EventThrottled)
 		h.log.InfoContext(ctx, "resetflow: reset requests of a user throttled; no mail sent", "user", u.ID, "count", lf.Count)
 		if lf.Count == h.maxRequests+1 { // one record per window, however long the flood
-			_ = h.audit(ctx, u, idm.User{}, now, ActionResetThrottled, map[string]any{
+			_, _ = h.audit(ctx, u, idm.User{}, now, ActionResetThrottled, map[string]any{
 				"username": u.Username, "requests": lf.Count, "since": lf.Since,
 			})
 		}
@@ -146,59 +146,57 @@ func (h *Handler) requestReset(ctx context.Context, username string) {
 func requestKey(userID string) string { return "reset-request/" + userID }
 
 // issue writes the audit record, replaces u's tokens by a new one for
-// purpose and returns the token, the time of the record and the token's
-// expiry.
-func (h *Handler) issue(ctx context.Context, u, actor idm.User, purpose string, ttl time.Duration, action string) (token string, issued, exp time.Time, err error) {
+// purpose and returns the token, the audit record and the token's expiry.
+func (h *Handler) issue(ctx context.Context, u, actor idm.User, purpose string, ttl time.Duration, action string) (token string, rec idm.AuditEvent, exp time.Time, err error) {
 	token, hash := newToken()
 	now := idm.Timestamp(h.now())
 	exp = idm.Timestamp(now.Add(ttl))
-	if err := h.audit(ctx, u, actor, now, action, map[string]any{"username": u.Username, "expires": exp}); err != nil {
-		return "", time.Time{}, time.Time{}, err
+	rec, err = h.audit(ctx, u, actor, now, action, map[string]any{"username": u.Username, "expires": exp})
+	if err != nil {
+		return "", idm.AuditEvent{}, time.Time{}, err
 	}
 	err = h.store.DeleteResetTokens(ctx, u.ID)
 	if err == nil {
 		err = h.store.CreateResetToken(ctx, idm.ResetToken{
 			Hash: hash, UserID: u.ID, Purpose: purpose, Created: now, Expires: exp,
 		})
+		err = h.audits.Settle(ctx, []idm.AuditEvent{rec}, err, func(ctx context.Context) (bool, error) {
+			_, err := h.store.FindResetToken(ctx, hash, now)
+			if errors.Is(err, idm.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		})
+	} else {
+		_ = h.audits.Settle(ctx, []idm.AuditEvent{rec}, err, nil)
 	}
 	if err != nil {
-		_ = h.audit(context.WithoutCancel(ctx), u, actor, h.after(now), action+ActionFailedSuffix, map[string]any{"username": u.Username})
-		return "", time.Time{}, time.Time{}, fmt.Errorf("resetflow: storing a %s token for %s: %w", purpose, u.ID, err)
+		return "", idm.AuditEvent{}, time.Time{}, fmt.Errorf("resetflow: storing a %s token for %s: %w", purpose, u.ID, err)
 	}
 	h.onEvent(EventIssued)
-	return token, now, exp, nil
-}
-
-// after returns the current time as stores keep it, but strictly after t,
-// so that a record that follows another (a compensating one) sorts after
-// it even when the clock has not moved on.
-func (h *Handler) after(t time.Time) time.Time {
-	now := idm.Timestamp(h.now())
-	if !now.After(t) {
-		now = t.Add(time.Millisecond)
-	}
-	return now
+	return token, rec, exp, nil
 }
 
 // audit appends one record about user u made by actor (zero for an
-// anonymous visitor); failures are logged and returned.
-func (h *Handler) audit(ctx context.Context, u, actor idm.User, at time.Time, action string, newValues map[string]any) error {
+// anonymous visitor) and returns it; failures are logged and returned.
+func (h *Handler) audit(ctx context.Context, u, actor idm.User, at time.Time, action string, newValues map[string]any) (idm.AuditEvent, error) {
 	e := idm.AuditEvent{
-		ID: idm.NewID(), Time: at, Document: u.ID, DocType: idm.DocUser,
+		Time: at, Document: u.ID, DocType: idm.DocUser,
 		ActorID: actor.ID, Actor: actor.Username, Action: action,
 	}
 	if newValues != nil {
 		b, err := json.Marshal(newValues)
 		if err != nil {
-			return fmt.Errorf("resetflow: audit values: %w", err)
+			return e, fmt.Errorf("resetflow: audit values: %w", err)
 		}
 		e.New = b
 	}
-	if err := h.store.AppendAudit(ctx, e); err != nil {
+	e, err := h.audits.Append(ctx, e)
+	if err != nil {
 		h.log.ErrorContext(ctx, "resetflow: writing an audit record", "user", u.ID, "action", action, "err", err)
-		return fmt.Errorf("resetflow: audit %q for %s: %w", action, u.ID, err)
+		return e, fmt.Errorf("resetflow: audit %q for %s: %w", action, u.ID, err)
 	}
-	return nil
+	return e, nil
 }
 
 // sendMail renders and sends one of the mails to u. Errors are logged,
@@ -389,16 +387,17 @@ func (h *Handler) setPassword(ctx context.Context, u idm.User, purpose, hash str
 	if purpose == PurposeInvite {
 		action = ActionSetPassword
 	}
-	if err := h.audit(ctx, u, u, now, action, map[string]any{
+	rec, err := h.audit(ctx, u, u, now, action, map[string]any{
 		"username": u.Username, "password_changed": now, "login_failures": 0,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	// The token is consumed already: a concurrent change of the user (a
 	// login's hash upgrade, a logout) must not cost the visitor the reset,
 	// so re-read and retry on ErrStale.
 	var next idm.User
-	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+	err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
 		cur, err := h.store.FindUserByID(ctx, u.ID)
 		if err != nil {
 			return err
@@ -410,8 +409,14 @@ func (h *Handler) setPassword(ctx context.Context, u idm.User, purpose, hash str
 		next.TokenVersion++ // revokes the staff tokens issued before
 		return h.store.UpdateUser(ctx, next)
 	})
+	err = h.audits.Settle(ctx, []idm.AuditEvent{rec}, err, func(ctx context.Context) (bool, error) {
+		cur, err := h.store.FindUserByID(ctx, u.ID)
+		if errors.Is(err, idm.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil && cur.PasswordHash == hash, err
+	})
 	if err != nil {
-		_ = h.audit(ctx, u, u, idm.Timestamp(h.now()), action+ActionFailedSuffix, map[string]any{"username": u.Username})
 		return fmt.Errorf("resetflow: updating user %s: %w", u.ID, err)
 	}
 	h.onEvent(EventReset)
@@ -457,7 +462,7 @@ func (h *Handler) Invite(ctx context.Context, u idm.User) error {
 	if p, ok := idm.PrincipalFrom(ctx); ok {
 		actor = idm.User{ID: p.UserID, Username: p.Username}
 	}
-	token, issued, exp, err := h.issue(ctx, u, actor, PurposeInvite, h.inviteTTL, ActionInvite)
+	token, rec, exp, err := h.issue(ctx, u, actor, PurposeInvite, h.inviteTTL, ActionInvite)
 	if err != nil {
 		return err
 	}
@@ -470,7 +475,7 @@ func (h *Handler) Invite(ctx context.Context, u idm.User) error {
 		if derr := h.store.DeleteResetTokens(dctx, u.ID); derr != nil {
 			h.log.ErrorContext(ctx, "resetflow: removing an invitation that could not be sent", "user", u.ID, "err", derr)
 		}
-		_ = h.audit(dctx, u, actor, h.after(issued), ActionInvite+ActionFailedSuffix, map[string]any{"username": u.Username})
+		_, _ = h.audits.Compensate(dctx, rec, ActionFailedSuffix, err)
 		return fmt.Errorf("resetflow: sending the invitation to user %s: %w", u.ID, err)
 	}
 	return nil

@@ -41,7 +41,7 @@ const (
 	ActionInvite         = "send invitation"
 	ActionResetPassword  = "reset password"
 	ActionSetPassword    = "set password" // through an invitation link
-	ActionFailedSuffix   = " failed"
+	ActionFailedSuffix   = idm.AuditFailed
 )
 
 // Events passed to [Config.OnEvent], for metrics.
@@ -192,6 +192,7 @@ type Handler struct {
 	onEvent     func(string)
 	mux         *idm.Mux
 	jobs        jobs
+	audits      *idm.AuditWriter
 }
 
 // New validates c, fills in its defaults, parses the templates and returns a
@@ -274,6 +275,7 @@ func New(c Config) (*Handler, error) {
 		log: c.Logger, now: c.Now, onEvent: c.OnEvent, mux: idm.NewMux(),
 		jobs: jobs{max: c.MaxPending},
 	}
+	h.audits = idm.NewAuditWriter(c.Store, c.Now, c.Logger)
 	if ml, ok := c.Passwords.(interface{ MinLength() int }); ok {
 		h.minLength = ml.MinLength()
 	}

@@ -2,12 +2,8 @@ package users
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/c3-pro/idm/idm"
@@ -34,8 +30,9 @@ const (
 	ActionWrongPassword     = "change password refused: wrong current password"
 	ActionPasswordThrottled = "change password refused: too many failed attempts"
 
-	ActionFailedSuffix = " failed"
-	ActionUndoneSuffix = " undone"
+	// The suffixes are idm's, which every package uses.
+	ActionFailedSuffix = idm.AuditFailed
+	ActionUndoneSuffix = idm.AuditUndone
 )
 
 // auditState is what audit records show of a user: never a secret.
@@ -75,7 +72,6 @@ func (h *Handler) audit(ctx context.Context, actor, target idm.User, at time.Tim
 	var written []idm.AuditEvent
 	for _, c := range changes {
 		e := idm.AuditEvent{
-			ID:       h.ids.next(at),
 			Time:     at,
 			Document: target.ID,
 			DocType:  idm.DocUser,
@@ -90,7 +86,7 @@ func (h *Handler) audit(ctx context.Context, actor, target idm.User, at time.Tim
 		if err != nil {
 			return written, fmt.Errorf("users: encoding audit values: %w", err)
 		}
-		if err := h.store.AppendAudit(ctx, e); err != nil {
+		if e, err = h.audits.Append(ctx, e); err != nil {
 			return written, fmt.Errorf("users: writing the audit record %q for user %s: %w", c.action, target.ID, err)
 		}
 		written = append(written, e)
@@ -99,21 +95,21 @@ func (h *Handler) audit(ctx context.Context, actor, target idm.User, at time.Tim
 }
 
 // compensate appends, for each record, a record saying that its change
-// failed (suffix ActionFailedSuffix) or was undone (ActionUndoneSuffix).
-// It runs even when ctx has been cancelled, so that the trail stays true;
-// failures are logged.
+// failed (suffix ActionFailedSuffix) or was undone (ActionUndoneSuffix),
+// through idm.AuditWriter.Compensate: it runs even when ctx has been
+// cancelled, so that the trail stays true; failures are logged.
 func (h *Handler) compensate(ctx context.Context, records []idm.AuditEvent, suffix string, cause error) {
-	ctx = context.WithoutCancel(ctx)
-	at := h.timestamp()
 	for _, e := range records {
-		e.ID = h.ids.next(at)
-		e.Time = at
-		e.Action += suffix
-		if err := h.store.AppendAudit(ctx, e); err != nil {
-			h.log.ErrorContext(ctx, "users: writing a compensating audit record failed",
-				"user", e.Document, "action", e.Action, "err", err, "cause", cause)
-		}
+		_, _ = h.audits.Compensate(ctx, e, suffix, cause)
 	}
+}
+
+// settle writes what is true of the changes recorded by records after
+// their write returned err (see idm.AuditWriter.Settle): nothing when err is
+// nil or when applied finds that an ambiguous write was made after all (it
+// then returns nil), else a compensating record for each.
+func (h *Handler) settle(ctx context.Context, records []idm.AuditEvent, err error, applied func(context.Context) (bool, error)) error {
+	return h.audits.Settle(ctx, records, err, applied)
 }
 
 func marshalState(s *auditState) (json.RawMessage, error) {
@@ -121,31 +117,4 @@ func marshalState(s *auditState) (json.RawMessage, error) {
 		return nil, nil
 	}
 	return json.Marshal(s)
-}
-
-// auditIDs mints the IDs of audit records. They have the shape of MongoDB
-// ObjectIds - 4 bytes of Unix seconds, 5 random bytes fixed per handler, and
-// a 3-byte counter - so that, as stores order records of the same time by
-// ID, records written by one handler in the same millisecond (a change and
-// its compensation, or several changes of one request) keep the order in
-// which they were written.
-type auditIDs struct {
-	process [5]byte
-	counter atomic.Uint32
-}
-
-func newAuditIDs() *auditIDs {
-	s := &auditIDs{}
-	_, _ = rand.Read(s.process[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return s
-}
-
-// next returns a fresh ID for a record written at t.
-func (s *auditIDs) next(t time.Time) string {
-	var b [12]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(t.Unix()))
-	copy(b[4:9], s.process[:])
-	c := s.counter.Add(1)
-	b[9], b[10], b[11] = byte(c>>16), byte(c>>8), byte(c)
-	return hex.EncodeToString(b[:])
 }

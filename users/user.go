@@ -144,6 +144,11 @@ func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (i
 			return idm.User{}, fmt.Errorf("users: hashing a password: %w", err)
 		}
 	}
+	// Hashing may have waited long: the caller must still be an enabled
+	// admin with the same token version now, just before the write.
+	if err := h.recheckActor(ctx, actor, true); err != nil {
+		return idm.User{}, err
+	}
 	now := h.timestamp()
 	u := idm.User{
 		ID:           idm.NewID(),
@@ -158,9 +163,13 @@ func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (i
 	recs, err := h.audit(ctx, actor, u, now, change{action: ActionCreate, new: created})
 	if err == nil {
 		err = h.store.CreateUser(context.WithoutCancel(ctx), u)
+		err = h.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {
+			return h.exists(ctx, u.ID)
+		})
+	} else {
+		h.compensate(ctx, recs, ActionFailedSuffix, err)
 	}
 	if err != nil {
-		h.compensate(ctx, recs, ActionFailedSuffix, err)
 		if errors.Is(err, idm.ErrConflict) {
 			return idm.User{}, idm.Wrap(idm.ErrConflict, msgTaken, err)
 		}
@@ -364,8 +373,11 @@ func (h *Handler) removeOnce(ctx context.Context, actor idm.User, id string) err
 	if err == nil {
 		err = h.store.DeleteUser(ctx, cur.ID)
 	}
+	err = h.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {
+		ok, err := h.exists(ctx, cur.ID)
+		return !ok, err
+	})
 	if err != nil {
-		h.compensate(ctx, recs, ActionFailedSuffix, err)
 		if errors.Is(err, idm.ErrNotFound) { // deleted meanwhile, by another process
 			return idm.Wrap(idm.ErrNotFound, msgNotFound, err)
 		}
@@ -478,7 +490,36 @@ func (h *Handler) update(ctx context.Context, actor idm.User, id string, in upda
 	} else if in.CurrentPassword != nil {
 		return idm.User{}, idm.E(idm.ErrInvalid, "current_password is only used together with password")
 	}
-	return h.apply(ctx, actor, target.ID, in, hash)
+	return h.apply(ctx, actor, target.ID, in, hash, needsAdmin(actor, target, in))
+}
+
+// needsAdmin reports whether a PUT /user/{id} rests on the caller's admin
+// rights: anything but a change of one's own password with the current
+// one.
+func needsAdmin(actor, target idm.User, in updateInput) bool {
+	own := target.ID == actor.ID && in.Admin == nil && in.Disabled == nil && in.Unlock == nil &&
+		(in.Password == nil || in.CurrentPassword != nil)
+	return actor.Admin && !own
+}
+
+// recheckActor reads the caller again just before a change is written, so
+// that a request that waited (for a hashing worker, or for the lock) does
+// not finish for a caller who was deleted, disabled, logged out or (when
+// needAdmin) demoted meanwhile: such a request gets the 401 or 403 it would
+// get if it came now.
+func (h *Handler) recheckActor(ctx context.Context, actor idm.User, needAdmin bool) error {
+	cur, err := h.store.FindUserByID(ctx, actor.ID)
+	switch {
+	case errors.Is(err, idm.ErrNotFound):
+		return idm.E(idm.ErrUnauthorized, "Invalid token")
+	case err != nil:
+		return fmt.Errorf("users: reloading the caller %s: %w", actor.ID, err)
+	case cur.Disabled || cur.TokenVersion != actor.TokenVersion:
+		return idm.E(idm.ErrUnauthorized, "Invalid token")
+	case needAdmin && !cur.Admin:
+		return idm.E(idm.ErrForbidden, "admin rights required")
+	}
+	return nil
 }
 
 // throttledError answers a password check of a throttled account: a 429
@@ -494,72 +535,73 @@ func (e *throttledError) Unwrap() error { return idm.E(idm.ErrTooMany, msgThrott
 
 // checkCurrentPassword verifies the current_password that actor gave to
 // change target's password, under the brute-force limits of POST /auth and
-// in the same store counter (key auth.LoginKey of the username): a
-// throttled account gets a 429 before any hashing; a wrong password counts
-// one failure, is audited and gets a 403; the right one clears the counter,
-// as a successful login does.
+// in the same store counter (key auth.LoginKey of the username): the check
+// takes its place in the count before any hashing, so that concurrent
+// checks (on any instance sharing the store) hash at most MaxFailures
+// passwords per window; a throttled account gets a 429; a wrong password
+// keeps its place as a failure, is audited and gets a 403; the right one
+// clears the counter, as a successful login does. A store error on the
+// counter refuses the change with a 503.
 func (h *Handler) checkCurrentPassword(ctx context.Context, actor, target idm.User, password string) error {
 	key := auth.LoginKey(target.Username)
-	if err := h.checkThrottle(ctx, actor, target, key); err != nil {
-		return err
+	now := h.now()
+	lf, ok, err := h.store.ReserveLoginAttempt(ctx, key, now, h.window, h.maxFails)
+	if err != nil {
+		return counterUnavailable(target, err)
 	}
-	ok, _, err := h.passwords.Verify(ctx, target.PasswordHash, password)
+	if !ok {
+		return h.throttled(ctx, actor, target, lf, now)
+	}
+	ok, _, err = h.passwords.Verify(ctx, target.PasswordHash, password)
 	if err != nil {
 		return fmt.Errorf("users: verifying the current password: %w", err)
 	}
 	if !ok {
-		// Count and record the failure even if the client has gone: an
-		// attempt must not escape the limit by hanging up.
-		dctx := context.WithoutCancel(ctx)
-		lf, err := h.store.RecordLoginFailure(dctx, key, h.now(), h.window)
-		if err != nil {
-			return fmt.Errorf("users: counting a wrong current password of %s: %w", target.ID, err)
-		}
-		if _, err := h.audit(dctx, actor, target, h.timestamp(), change{action: ActionWrongPassword,
+		// The failure is counted already (the reserved place stays).
+		// Audit it even if the client has gone.
+		if _, err := h.audit(context.WithoutCancel(ctx), actor, target, h.timestamp(), change{action: ActionWrongPassword,
 			new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
 			h.log.ErrorContext(ctx, "users: auditing a wrong current password", "user", target.ID, "err", err)
 		}
 		return idm.E(idm.ErrForbidden, "current_password is not correct")
 	}
-	// Failures counted while this check waited for its hash count too, as
-	// at POST /auth.
-	if err := h.checkThrottle(ctx, actor, target, key); err != nil {
-		return err
-	}
 	if err := h.store.ResetLoginFailures(ctx, key); err != nil {
-		return fmt.Errorf("users: clearing the login failures of %s: %w", target.ID, err)
+		return counterUnavailable(target, err)
 	}
 	return nil
 }
 
-// checkThrottle returns a *throttledError, and audits the refusal, when the
-// account key has had too many failures within the window.
-func (h *Handler) checkThrottle(ctx context.Context, actor, target idm.User, key string) error {
-	lf, err := h.store.LoginFailures(ctx, key)
-	if err != nil {
-		return fmt.Errorf("users: reading the login failures of %s: %w", target.ID, err)
-	}
-	now := h.now()
-	end := lf.Since.Add(h.window)
-	if lf.Count < h.maxFails || !now.Before(end) {
-		return nil
-	}
+// counterUnavailable is the error of a password check refused because the
+// account's failure counter could not be read or written: a 503 (the check
+// fails closed), whose cause is logged.
+func counterUnavailable(target idm.User, err error) error {
+	return idm.Wrap(idm.ErrUnavailable, "service unavailable",
+		fmt.Errorf("users: the login-failure counter of %s: %w", target.ID, err))
+}
+
+// throttled returns a *throttledError for an account whose counter lf has
+// no place left in its window, and audits the refusal.
+func (h *Handler) throttled(ctx context.Context, actor, target idm.User, lf idm.LoginFailures, now time.Time) error {
 	if _, err := h.audit(context.WithoutCancel(ctx), actor, target, h.timestamp(), change{action: ActionPasswordThrottled,
 		new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
 		h.log.ErrorContext(ctx, "users: auditing a throttled password change", "user", target.ID, "err", err)
 	}
 	h.log.InfoContext(ctx, "users: password change throttled", "user", target.ID)
-	return &throttledError{retryAfter: end.Sub(now)}
+	return &throttledError{retryAfter: lf.Since.Add(h.window).Sub(now)}
 }
 
 // apply makes the changes of a validated PUT to the user with the given ID:
 // the audit records first, then the change. A change of the user by someone
 // else while this runs (a stale revision) makes it start over, a few times.
-func (h *Handler) apply(ctx context.Context, actor idm.User, id string, in updateInput, hash string) (idm.User, error) {
+// The caller is read again first (see recheckActor).
+func (h *Handler) apply(ctx context.Context, actor idm.User, id string, in updateInput, hash string, needAdmin bool) (idm.User, error) {
 	h.mutation.Lock()
 	defer h.mutation.Unlock()
 	var u idm.User
 	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+		if err := h.recheckActor(ctx, actor, needAdmin); err != nil {
+			return err
+		}
 		var err error
 		u, err = h.applyOnce(ctx, actor, id, in, hash)
 		return err
@@ -644,9 +686,13 @@ func (h *Handler) applyOnce(ctx context.Context, actor idm.User, id string, in u
 		}
 		if err == nil {
 			err = h.store.UpdateUser(ctx, next)
+			err = h.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {
+				return h.updated(ctx, next)
+			})
+		} else {
+			h.compensate(ctx, recs, ActionFailedSuffix, err)
 		}
 		if err != nil {
-			h.compensate(ctx, recs, ActionFailedSuffix, err)
 			if errors.Is(err, idm.ErrNotFound) {
 				return idm.User{}, idm.Wrap(idm.ErrNotFound, msgNotFound, err)
 			}
@@ -681,6 +727,34 @@ func (h *Handler) applyOnce(ctx context.Context, actor idm.User, id string, in u
 		}
 	}
 	return next, nil
+}
+
+// exists reads the user with the given ID back: after a write of unknown
+// outcome (idm.ErrAmbiguous) it tells whether a create or delete was made.
+func (h *Handler) exists(ctx context.Context, id string) (bool, error) {
+	_, err := h.store.FindUserByID(ctx, id)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, idm.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// updated reads a user back after an UpdateUser of unknown outcome that
+// would have stored next (with next.Rev + 1): it was made if the stored
+// record is at that revision and holds what next holds.
+func (h *Handler) updated(ctx context.Context, next idm.User) (bool, error) {
+	u, err := h.store.FindUserByID(ctx, next.ID)
+	switch {
+	case errors.Is(err, idm.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return u.Rev == next.Rev+1 && u.TokenVersion == next.TokenVersion && u.PasswordHash == next.PasswordHash &&
+		u.Admin == next.Admin && u.Disabled == next.Disabled, nil
 }
 
 // restore takes back the changes that updated a user from prev to next,

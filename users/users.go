@@ -30,9 +30,10 @@ type Store interface {
 	LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error)
 	// ResetLoginFailures clears the login-failure counter of an account.
 	ResetLoginFailures(ctx context.Context, key string) error
-	// RecordLoginFailure counts one failed password check of an account
-	// (see [idm.MetaStore]); the counter is the one POST /auth keeps.
-	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
+	// ReserveLoginAttempt takes a place for one password check of an
+	// account before the check (see [idm.MetaStore]); the counter is the
+	// one POST /auth keeps.
+	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error)
 	// DeleteResetTokens removes all password-reset tokens of a user.
 	DeleteResetTokens(ctx context.Context, userID string) error
 }
@@ -138,7 +139,7 @@ type Handler struct {
 	csp      string
 	mux      *idm.Mux
 	routes   []route
-	ids      *auditIDs
+	audits   *idm.AuditWriter
 	mutation sync.Mutex // serialises read-modify-write changes of users in this process
 }
 
@@ -179,7 +180,6 @@ func New(c Config) (*Handler, error) {
 		now:       c.Now,
 		log:       c.Logger,
 		cop:       http.NewCrossOriginProtection(),
-		ids:       newAuditIDs(),
 	}
 	if h.maxBody == 0 {
 		h.maxBody = idm.DefaultMaxBodyBytes
@@ -196,6 +196,7 @@ func New(c Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.audits = idm.NewAuditWriter(h.store, h.now, h.log)
 	if h.limiter == nil {
 		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: h.now, Logger: h.log})
 		if err != nil {

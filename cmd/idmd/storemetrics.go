@@ -213,6 +213,12 @@ func (o *observedStore) RecordLoginFailure(ctx context.Context, key string, now 
 	return v, o.seen("RecordLoginFailure", err)
 }
 
+// ReserveLoginAttempt implements [idm.Store], counting failures.
+func (o *observedStore) ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error) {
+	v, ok, err := o.Store.ReserveLoginAttempt(ctx, key, now, window, max)
+	return v, ok, o.seen("ReserveLoginAttempt", err)
+}
+
 // LoginFailures implements [idm.Store], counting failures.
 func (o *observedStore) LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error) {
 	v, err := o.Store.LoginFailures(ctx, key)

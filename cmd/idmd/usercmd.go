@@ -56,7 +56,7 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 		return exitFail
 	}
 	defer store.Close()
-	a := &admin_{store: store, std: std, now: time.Now}
+	a := &admin_{store: store, std: std, now: time.Now, audits: idm.NewAuditWriter(store, time.Now, nil)}
 	switch sub {
 	case "add":
 		err = a.add(ctx, pos[0], admin, pwStdin)
@@ -80,9 +80,10 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 // admin_ carries out user administration directly on the store, with the
 // same rules and audit records as the /user API.
 type admin_ struct {
-	store idm.Store
-	std   stdio
-	now   func() time.Time
+	store  idm.Store
+	std    stdio
+	now    func() time.Time
+	audits *idm.AuditWriter // the records of the subcommands, as the /user API writes them
 }
 
 func (a *admin_) passwords() (*auth.Passwords, error) {
@@ -136,7 +137,9 @@ func (a *admin_) newHash(ctx context.Context, fromStdin bool) (string, error) {
 	return p.Hash(ctx, pw)
 }
 
-func (a *admin_) audit(ctx context.Context, u idm.User, action string, old, new any) error {
+// audit writes the record of a change of u, before the change, and returns
+// it for settle.
+func (a *admin_) audit(ctx context.Context, u idm.User, action string, old, new any) (idm.AuditEvent, error) {
 	enc := func(v any) json.RawMessage {
 		if v == nil {
 			return nil
@@ -144,10 +147,26 @@ func (a *admin_) audit(ctx context.Context, u idm.User, action string, old, new 
 		b, _ := json.Marshal(v)
 		return b
 	}
-	return a.store.AppendAudit(ctx, idm.AuditEvent{
-		ID: idm.NewID(), Time: idm.Timestamp(a.now()), Document: u.ID, DocType: idm.DocUser,
+	return a.audits.Append(ctx, idm.AuditEvent{
+		Time: idm.Timestamp(a.now()), Document: u.ID, DocType: idm.DocUser,
 		Actor: cliActor, Action: action, Old: enc(old), New: enc(new),
 	})
+}
+
+// settle writes what is true of the change recorded by rec after its write
+// returned err (see idm.AuditWriter.Settle) and returns the error to report:
+// nil when a write of unknown outcome turns out to have been made.
+func (a *admin_) settle(ctx context.Context, rec idm.AuditEvent, err error, applied func(ctx context.Context) (bool, error)) error {
+	return a.audits.Settle(ctx, []idm.AuditEvent{rec}, err, applied)
+}
+
+// userExists reads back whether the user with the given ID exists.
+func (a *admin_) userExists(ctx context.Context, id string) (bool, error) {
+	_, err := a.store.FindUserByID(ctx, id)
+	if errors.Is(err, idm.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (a *admin_) add(ctx context.Context, email string, admin, pwStdin bool) error {
@@ -164,11 +183,14 @@ func (a *admin_) add(ctx context.Context, email string, admin, pwStdin bool) err
 	}
 	now := idm.Timestamp(a.now())
 	u := idm.User{ID: idm.NewID(), Username: username, PasswordHash: hash, Admin: admin, Created: now, Changed: now}
-	if err := a.audit(ctx, u, users.ActionCreate, nil, map[string]any{"username": username, "admin": admin}); err != nil {
+	rec, err := a.audit(ctx, u, users.ActionCreate, nil, map[string]any{"username": username, "admin": admin})
+	if err != nil {
 		return err
 	}
-	if err := a.store.CreateUser(ctx, u); err != nil {
-		_ = a.audit(ctx, u, users.ActionCreate+users.ActionFailedSuffix, nil, nil)
+	err = a.settle(ctx, rec, a.store.CreateUser(ctx, u), func(ctx context.Context) (bool, error) {
+		return a.userExists(ctx, u.ID)
+	})
+	if err != nil {
 		if errors.Is(err, idm.ErrConflict) {
 			return idm.E(idm.ErrConflict, "this username has already been taken")
 		}
@@ -223,7 +245,8 @@ func (a *admin_) delete(ctx context.Context, email string) error {
 			return idm.E(idm.ErrConflict, "cannot delete the last admin")
 		}
 	}
-	if err := a.audit(ctx, u, users.ActionDelete, map[string]any{"username": u.Username, "admin": u.Admin}, nil); err != nil {
+	rec, err := a.audit(ctx, u, users.ActionDelete, map[string]any{"username": u.Username, "admin": u.Admin}, nil)
+	if err != nil {
 		return err
 	}
 	// Revoke the user's tokens first, so that they stay revoked even if a
@@ -240,8 +263,11 @@ func (a *admin_) delete(ctx context.Context, email string) error {
 	if err == nil {
 		err = a.store.DeleteUser(ctx, u.ID)
 	}
+	err = a.settle(ctx, rec, err, func(ctx context.Context) (bool, error) {
+		ok, err := a.userExists(ctx, u.ID)
+		return !ok, err
+	})
 	if err != nil {
-		_ = a.audit(ctx, u, users.ActionDelete+users.ActionFailedSuffix, nil, nil)
 		return err
 	}
 	// Reset links of a deleted user must not outlive it.
@@ -261,7 +287,8 @@ func (a *admin_) passwd(ctx context.Context, email string, pwStdin bool) error {
 	if err != nil {
 		return err
 	}
-	if err := a.audit(ctx, u, users.ActionChangePassword, nil, nil); err != nil {
+	rec, err := a.audit(ctx, u, users.ActionChangePassword, nil, nil)
+	if err != nil {
 		return err
 	}
 	now := idm.Timestamp(a.now())
@@ -274,8 +301,14 @@ func (a *admin_) passwd(ctx context.Context, email string, pwStdin bool) error {
 		cur.TokenVersion++ // earlier tokens stop working
 		return a.store.UpdateUser(ctx, cur)
 	})
+	err = a.settle(ctx, rec, err, func(ctx context.Context) (bool, error) {
+		cur, err := a.store.FindUserByID(ctx, u.ID)
+		if errors.Is(err, idm.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil && cur.PasswordHash == hash, err
+	})
 	if err != nil {
-		_ = a.audit(ctx, u, users.ActionChangePassword+users.ActionFailedSuffix, nil, nil)
 		return err
 	}
 	if err := a.store.DeleteResetTokens(ctx, u.ID); err != nil {

@@ -416,6 +416,29 @@ func (s *Store) RecordLoginFailure(_ context.Context, key string, now time.Time,
 	return f, nil
 }
 
+// ReserveLoginAttempt implements [idm.MetaStore].
+func (s *Store) ReserveLoginAttempt(_ context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error) {
+	if max < 1 {
+		return idm.LoginFailures{}, false, fmt.Errorf("memstore: reserve a login attempt with max %d: %w", max, idm.ErrInvalid)
+	}
+	now = idm.Timestamp(now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return idm.LoginFailures{}, false, errClosed
+	}
+	f, ok := s.failures[key]
+	if !ok || f.Count == 0 || !now.Before(f.Since.Add(window)) {
+		f = idm.LoginFailures{Key: key, Since: now}
+	} else if f.Count >= max {
+		return f, false, nil
+	}
+	f.Count++
+	f.Last = now
+	s.failures[key] = f
+	return f, true, nil
+}
+
 // LoginFailures implements [idm.MetaStore].
 func (s *Store) LoginFailures(_ context.Context, key string) (idm.LoginFailures, error) {
 	s.mu.RLock()

@@ -415,6 +415,90 @@ func metaTests() []test {
 			require.NoError(t, err)
 			assertSame(t, idm.LoginFailures{Key: "alice@example.org", Count: n, Since: at(time.Minute), Last: at(time.Minute)}, got)
 		}},
+		{"ReserveLoginAttemptCount", func(t *testing.T, s idm.Store) {
+			ctx := t.Context()
+			const (
+				window = 15 * time.Minute
+				max    = 3
+			)
+			reserve := func(now time.Time) (idm.LoginFailures, bool) {
+				t.Helper()
+				f, ok, err := s.ReserveLoginAttempt(ctx, "alice@example.org", now, window, max)
+				require.NoError(t, err)
+				return f, ok
+			}
+			got, ok := reserve(messy(0))
+			assert.True(t, ok, "the first attempt")
+			assertSame(t, idm.LoginFailures{Key: "alice@example.org", Count: 1, Since: messy(0), Last: messy(0)}, got)
+			got, ok = reserve(at(time.Minute))
+			assert.True(t, ok)
+			assertSame(t, idm.LoginFailures{Key: "alice@example.org", Count: 2, Since: at(0), Last: at(time.Minute)}, got)
+			got, ok = reserve(at(2 * time.Minute))
+			assert.True(t, ok, "the last place")
+			full := idm.LoginFailures{Key: "alice@example.org", Count: 3, Since: at(0), Last: at(2 * time.Minute)}
+			assertSame(t, full, got)
+			got, ok = reserve(at(window - time.Millisecond))
+			assert.False(t, ok, "no place left within the window")
+			assertSame(t, full, got, "a refused attempt changes nothing")
+			got, err := s.LoginFailures(ctx, "alice@example.org")
+			require.NoError(t, err)
+			assertSame(t, full, got)
+			// RecordLoginFailure and ReserveLoginAttempt share the counter.
+			_, err = s.RecordLoginFailure(ctx, "bob@example.org", at(0), window)
+			require.NoError(t, err)
+			f, ok, err := s.ReserveLoginAttempt(ctx, "bob@example.org", at(time.Second), window, 2)
+			require.NoError(t, err)
+			assert.True(t, ok)
+			assert.Equal(t, 2, f.Count)
+			_, ok, err = s.ReserveLoginAttempt(ctx, "bob@example.org", at(time.Second), window, 2)
+			require.NoError(t, err)
+			assert.False(t, ok, "counted failures take places")
+			// The window has ended: a new one starts.
+			got, ok = reserve(at(window))
+			assert.True(t, ok)
+			assertSame(t, idm.LoginFailures{Key: "alice@example.org", Count: 1, Since: at(window), Last: at(window)}, got)
+			// A success clears the counter: every place is free again.
+			reserve(at(window + time.Second))
+			reserve(at(window + time.Second))
+			_, ok = reserve(at(window + time.Second))
+			require.False(t, ok)
+			require.NoError(t, s.ResetLoginFailures(ctx, "alice@example.org"))
+			got, ok = reserve(at(window + 2*time.Second))
+			assert.True(t, ok)
+			assert.Equal(t, 1, got.Count)
+			// A lower max refuses at once; a max below 1 is invalid.
+			_, ok, err = s.ReserveLoginAttempt(ctx, "alice@example.org", at(window+3*time.Second), window, 1)
+			require.NoError(t, err)
+			assert.False(t, ok)
+			_, _, err = s.ReserveLoginAttempt(ctx, "alice@example.org", at(window+3*time.Second), window, 0)
+			assert.ErrorIs(t, err, idm.ErrInvalid)
+		}},
+		{"ReserveLoginAttemptConcurrent", func(t *testing.T, s idm.Store) {
+			// 40 simultaneous attempts on one account: exactly max get a
+			// place, and the counter says max.
+			ctx := t.Context()
+			const (
+				n   = 40
+				max = 5
+			)
+			granted := make([]bool, n)
+			errs := concurrently(n, func(i int) error {
+				var err error
+				_, granted[i], err = s.ReserveLoginAttempt(ctx, "alice@example.org", at(time.Minute), time.Hour, max)
+				return err
+			})
+			ok := 0
+			for i, err := range errs {
+				require.NoError(t, err, "attempt %d", i)
+				if granted[i] {
+					ok++
+				}
+			}
+			assert.Equal(t, max, ok, "attempts given a place")
+			got, err := s.LoginFailures(ctx, "alice@example.org")
+			require.NoError(t, err)
+			assertSame(t, idm.LoginFailures{Key: "alice@example.org", Count: max, Since: at(time.Minute), Last: at(time.Minute)}, got)
+		}},
 	}
 }
 
