@@ -691,3 +691,65 @@ func TestErasedRecordNotNamedFailsVerify(t *testing.T) {
 	assert.Equal(t, e.Seq, ve.Seq)
 	assert.False(t, errors.Is(err, idm.ErrNotFound))
 }
+
+// TestBehindWhenCheckpointsStop: /status's "behind" turns true when
+// records older than twice the interval are not checkpointed, and false
+// once a checkpoint covers them.
+func TestBehindWhenCheckpointsStop(t *testing.T) {
+	s := memstore.New()
+	c := &clock{now: t0}
+	l := newLog(t, s, c)
+	behind, err := l.Behind(t.Context())
+	require.NoError(t, err)
+	assert.False(t, behind, "an empty log")
+	appendN(t, s, c, "doc-1", 3)
+	_, err = l.Checkpoint(t.Context())
+	require.NoError(t, err)
+	appendN(t, s, c, "doc-1", 2)
+	behind, err = l.Behind(t.Context())
+	require.NoError(t, err)
+	assert.False(t, behind, "within the interval")
+	c.now = c.now.Add(3 * auditlog.DefaultInterval)
+	behind, err = l.Behind(t.Context())
+	require.NoError(t, err)
+	assert.True(t, behind, "no checkpoint for three intervals")
+	_, err = l.Checkpoint(t.Context())
+	require.NoError(t, err)
+	behind, err = l.Behind(t.Context())
+	require.NoError(t, err)
+	assert.False(t, behind)
+	size, at := l.Stats()
+	assert.Equal(t, int64(5), size)
+	assert.Equal(t, c.now, at)
+}
+
+// TestRunCheckpointsAfterAppends: Run writes a checkpoint at start when
+// records are not covered, and another after appends, every interval.
+func TestRunCheckpointsAfterAppends(t *testing.T) {
+	s := memstore.New()
+	key, err := auditlog.LoadOrCreateKey(t.Context(), s, t0)
+	require.NoError(t, err)
+	c := &clock{now: t0}
+	appendN(t, s, c, "doc-1", 4)
+	l, err := auditlog.New(auditlog.Config{Store: s, Key: key, Interval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	waitSize := func(n int64) {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if cp, err := s.LatestCheckpoint(t.Context()); err == nil && cp.Size >= n {
+				return
+			}
+			require.True(t, time.Now().Before(deadline), "no checkpoint of %d records", n)
+		}
+	}
+	waitSize(4)
+	appendN(t, s, c, "doc-1", 3)
+	waitSize(7)
+	cancel()
+	<-done
+	cps, err := s.Checkpoints(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, cps, 2, "one checkpoint per growth, none while idle")
+}
