@@ -42,6 +42,9 @@ type Store interface {
 	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
 	LoginFailures(ctx context.Context, key string) (idm.LoginFailures, error)
 	ResetLoginFailures(ctx context.Context, key string) error
+	// DeleteResetTokens removes a user's password-reset and invitation
+	// links, which POST /logout revokes with the tokens.
+	DeleteResetTokens(ctx context.Context, userID string) error
 }
 
 var _ Store = idm.Store(nil)

@@ -472,12 +472,15 @@ func (h *Handler) update(ctx context.Context, actor idm.User, id string, in upda
 		if err := h.checkPassword(*in.Password); err != nil {
 			return idm.User{}, err
 		}
+		// Your own password needs your current one, admins included, so
+		// that a stolen token alone cannot take an account over; another
+		// user's needs admin rights only.
 		switch {
 		case in.CurrentPassword != nil:
 			if err := h.checkCurrentPassword(ctx, actor, target, *in.CurrentPassword); err != nil {
 				return idm.User{}, err
 			}
-		case !actor.Admin:
+		case target.ID == actor.ID:
 			return idm.User{}, idm.E(idm.ErrInvalid, "current_password is required to change your password")
 		}
 		var err error
@@ -648,9 +651,9 @@ func (h *Handler) applyOnce(ctx context.Context, actor idm.User, id string, in u
 	if userChanges > 0 {
 		next.Changed = now
 		next.TokenVersion++ // every change here revokes the user's tokens
-		if passwordChanged {
-			err = h.store.DeleteResetTokens(ctx, cur.ID)
-		}
+		// ... and their reset and invitation links, so that none survives
+		// a disable and re-enable (or a change of role).
+		err = h.store.DeleteResetTokens(ctx, cur.ID)
 		if err == nil {
 			err = h.store.UpdateUser(ctx, next)
 		}
