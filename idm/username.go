@@ -141,7 +141,7 @@ func checkScripts(addr string) error {
 	parts := append([]string{addr[:at]}, strings.Split(addr[at+1:], ".")...)
 	for _, p := range parts {
 		if s, ok := mixedScripts(p); !ok {
-			return E(ErrInvalid, fmt.Sprintf("username mixes the scripts %s in %q; use letters of one script", strings.Join(s, " and "), p))
+			return E(ErrInvalid, fmt.Sprintf("username mixes the scripts %s in %+q; use letters of one script", strings.Join(s, " and "), p))
 		}
 	}
 	return nil
@@ -238,7 +238,7 @@ type UsernameProblem struct {
 
 // String renders the problem on one line.
 func (p UsernameProblem) String() string {
-	return fmt.Sprintf("user %s %q: %s", p.UserID, p.Username, p.Reason)
+	return fmt.Sprintf("user %s %+q: %s", p.UserID, p.Username, p.Reason)
 }
 
 // Check returns the problems of stored users' usernames under r, in the
@@ -263,11 +263,11 @@ func (r UsernameRule) Check(us []User) []UsernameProblem {
 			key = UsernameKey(u.Username)
 		}
 		if key != u.Username {
-			add(fmt.Sprintf("not in normal form: it normalises to %q", key))
+			add(fmt.Sprintf("not in normal form: it normalises to %+q", key))
 		}
 		for _, o := range byKey[key] {
 			if o.ID != u.ID {
-				add(fmt.Sprintf("collides after normalisation with user %s %q", o.ID, o.Username))
+				add(fmt.Sprintf("collides after normalisation with user %s %+q", o.ID, o.Username))
 			}
 		}
 	}

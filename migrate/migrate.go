@@ -110,6 +110,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		spellings: make(map[string]string),
 		docTypes:  make(map[string]string),
 		sssids:    make(map[string]string),
+		renamed:   make(map[string]string),
 		lastLine:  cfg.Now(),
 	}
 	err := r.run(ctx)
@@ -142,6 +143,9 @@ type runner struct {
 	docTypes map[string]string
 	// sssids maps the SSSID of every subject in the target to its ID.
 	sssids map[string]string
+	// renamed maps the SSSIDs of the source that no API path can address
+	// to the SSSIDs their subjects came over under (see addressable).
+	renamed map[string]string
 	// adminCame is set once an admin user is in the target.
 	adminCame bool
 	lastLine  time.Time
@@ -323,13 +327,13 @@ func (r *runner) user(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (out
 	r.usernames[u.ID] = u.Username
 	if other, ok := r.userIDs[u.Username]; ok {
 		if first, ok := r.spellings[u.Username]; ok && first != lu.spelt {
-			return skipped, fmt.Sprintf("username %q collides after normalisation with user %s (%q): both are %q",
+			return skipped, fmt.Sprintf("username %+q collides after normalisation with user %s (%+q): both are %+q",
 				clip(lu.spelt), other, clip(first), u.Username), nil
 		}
 		return skipped, fmt.Sprintf("username %q is already held by user %s", u.Username, other), nil
 	}
 	if _, err := r.cfg.Usernames.Normalize(u.Username); err != nil {
-		lu.notes = append(lu.notes, fmt.Sprintf("username %q breaks the username rule (%s): the user can still log in; "+
+		lu.notes = append(lu.notes, fmt.Sprintf("username %+q breaks the username rule (%s): the user can still log in; "+
 			"`idmd user list --check` lists such users", clip(u.Username), idm.MessageOf(err)))
 	}
 	_, err = r.cfg.Target.FindUserByID(ctx, u.ID)
@@ -396,6 +400,7 @@ func (r *runner) subject(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (
 	if err != nil {
 		return skipped, err.Error(), nil
 	}
+	notes = append(notes, r.addressable(&s)...)
 	if other, ok := r.sssids[s.SSSID]; ok {
 		return skipped, fmt.Sprintf("sssid %q is already held by subject %s", s.SSSID, other), nil
 	}
@@ -419,6 +424,27 @@ func (r *runner) subject(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (
 	return written, "", nil
 }
 
+// addressable reports, as notes, an SSSID that the API would refuse for a
+// new subject (idm.CheckSSSID): one that a percent-encoded path segment
+// reaches is kept, and the note says how to reach it; one that no path can
+// address ("." or "..") is replaced by "migrated-<subject ID>", which the
+// subject's links follow.
+func (r *runner) addressable(s *idm.Subject) []string {
+	err := idm.CheckSSSID(s.SSSID)
+	if err == nil {
+		return nil
+	}
+	why := idm.MessageOf(err)
+	if seg, ok := idm.SSSIDPathSegment(s.SSSID); ok {
+		return []string{fmt.Sprintf("%s; kept, it is reachable as /subject/%s (percent-encoded; see docs/sssids.md)", why, seg)}
+	}
+	renamed := "migrated-" + s.ID
+	r.renamed[s.SSSID] = renamed
+	note := fmt.Sprintf("%s, and no path can address it: brought over as sssid %q (its links too)", why, renamed)
+	s.SSSID = renamed
+	return []string{note}
+}
+
 func (r *runner) subjectCame(s idm.Subject) {
 	r.sssids[s.SSSID] = s.ID
 	r.docTypes[s.ID] = idm.DocSubject
@@ -428,6 +454,10 @@ func (r *runner) link(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (out
 	l, notes, err := toLink(oid, doc)
 	if err != nil {
 		return skipped, err.Error(), nil
+	}
+	if renamed, ok := r.renamed[l.SSSID]; ok {
+		notes = append(notes, fmt.Sprintf("its subject's sssid %q was brought over as %q", l.SSSID, renamed))
+		l.SSSID = renamed
 	}
 	_, err = r.cfg.Target.FindLink(ctx, l.ID)
 	if missing, err := notFound(err); err != nil {

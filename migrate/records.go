@@ -144,7 +144,7 @@ func toUser(id bson.ObjectID, doc bson.Raw) (legacyUser, error) {
 		if key == strings.ToLower(name) {
 			out.notes = append(out.notes, fmt.Sprintf("username %q lower-cased", clip(name)))
 		} else {
-			out.notes = append(out.notes, fmt.Sprintf("username %q stored in its normal form %q", clip(name), clip(key)))
+			out.notes = append(out.notes, fmt.Sprintf("username %+q stored in its normal form %+q", clip(name), clip(key)))
 		}
 		name = key
 	}
