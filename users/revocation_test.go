@@ -188,4 +188,3 @@ func TestOwnPasswordNeedsCurrentPasswordEvenForAdmins(t *testing.T) {
 		assert.Equal(t, http.StatusOK, status, "the admin did not change their own password")
 	})
 }
-
