@@ -41,6 +41,9 @@ type Store interface {
 	AppendAudit(ctx context.Context, e idm.AuditEvent) error
 	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error)
 	ResetLoginFailures(ctx context.Context, key string) error
+	// DeleteResetTokens removes a user's password-reset and invitation
+	// links, which POST /logout revokes with the tokens.
+	DeleteResetTokens(ctx context.Context, userID string) error
 }
 
 var _ Store = idm.Store(nil)

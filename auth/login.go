@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
-
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/c3-pro/idm/idm"
 )
@@ -22,16 +19,12 @@ const (
 	maxPasswordBytes = 4096
 )
 
-// LoginKey returns the key of an account's login-failure counter: the
-// username as the store compares it, NFC-normalised and lower-cased. Unknown
-// accounts are counted under the same kind of key, so throttling never tells
-// whether an account exists.
-func LoginKey(username string) string {
-	// Lower-casing can leave a sequence that NFC composes further (T+U+0308
-	// becomes t+U+0308, which composes to U+1E97), so normalise again after
-	// it: the key must be a fixed point, or the same user would get two keys.
-	return norm.NFC.String(strings.ToLower(norm.NFC.String(username)))
-}
+// LoginKey returns the key of an account's login-failure counter:
+// [idm.UsernameKey] of the username, the form in which usernames are stored
+// and looked up, so that every spelling of a name counts against the one
+// account it finds. Unknown accounts are counted under the same kind of
+// key, so throttling never tells whether an account exists.
+func LoginKey(username string) string { return idm.UsernameKey(username) }
 
 // tokenResponse is the body of a successful POST /auth.
 type tokenResponse struct {
@@ -92,7 +85,7 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) {
 
 	var user *idm.User
 	if a.valid {
-		u, err := h.store.FindUserByUsername(ctx, a.username)
+		u, err := idm.FindUserByUsername(ctx, h.store, a.username)
 		switch {
 		case err == nil:
 			user = &u

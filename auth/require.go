@@ -79,7 +79,9 @@ func bearerToken(hdr http.Header) (string, error) {
 }
 
 // serveLogout is POST /logout (behind Require): it raises the caller's token
-// version, which revokes every token issued to them so far, and answers 204.
+// version, which revokes every token issued to them so far, removes their
+// password-reset and invitation links (as every revocation does), and
+// answers 204.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	p, ok := idm.PrincipalFrom(ctx)
@@ -92,16 +94,19 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 		idm.WriteError(w, r, h.log, err)
 		return
 	}
+	err := h.store.DeleteResetTokens(ctx, p.UserID)
 	// Revoking must not fail because the record changed meanwhile (a
 	// concurrent logout or admin edit): re-read and retry on ErrStale.
-	err := idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
-		u, err := h.store.FindUserByID(ctx, p.UserID)
-		if err != nil {
-			return err
-		}
-		u.TokenVersion = max(u.TokenVersion, p.TokenVersion) + 1
-		return h.store.UpdateUser(ctx, u)
-	})
+	if err == nil {
+		err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
+			u, err := h.store.FindUserByID(ctx, p.UserID)
+			if err != nil {
+				return err
+			}
+			u.TokenVersion = max(u.TokenVersion, p.TokenVersion) + 1
+			return h.store.UpdateUser(ctx, u)
+		})
+	}
 	if err != nil {
 		e.Action = "logout failed"
 		h.audit(ctx, e)

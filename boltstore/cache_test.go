@@ -185,7 +185,7 @@ func TestUserCache(t *testing.T) {
 		ref[u.ID] = u
 		ids = append(ids, u.ID)
 	}
-	if err := s.CreateUser(ctx, idm.User{ID: idm.NewID(), Username: "USER03@example.org"}); !errors.Is(err, idm.ErrConflict) {
+	if err := s.CreateUser(ctx, idm.User{ID: idm.NewID(), Username: "user03@example.org"}); !errors.Is(err, idm.ErrConflict) {
 		t.Fatalf("create with a taken name: %v", err)
 	}
 	rename := func(i int, name string) {
@@ -197,7 +197,7 @@ func TestUserCache(t *testing.T) {
 		ref[u.ID] = u
 	}
 	rename(0, "zed@example.org")
-	rename(1, strings.ToUpper(ref[ids[1]].Username))
+	rename(1, "new."+ref[ids[1]].Username)
 	rename(2, ref[ids[0]].Username+".old") // a name that was freed by no one
 	u := ref[ids[3]]
 	u.Admin, u.Disabled = true, false
@@ -206,7 +206,7 @@ func TestUserCache(t *testing.T) {
 	ref[u.ID] = u
 	// Failed updates change nothing.
 	taken := ref[ids[4]]
-	taken.Username = strings.ToUpper(ref[ids[5]].Username)
+	taken.Username = ref[ids[5]].Username
 	if err := s.UpdateUser(ctx, taken); !errors.Is(err, idm.ErrConflict) || errors.Is(err, idm.ErrStale) {
 		t.Fatalf("rename to a taken name: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestUserCache(t *testing.T) {
 		delete(ref, ids[i])
 	}
 	// A deleted user's name is free again.
-	nu := idm.User{ID: idm.NewID(), Username: strings.ToUpper(freed), Created: t0}
+	nu := idm.User{ID: idm.NewID(), Username: freed, Created: t0}
 	must(t, s.CreateUser(ctx, nu))
 	nu.Rev = 1
 	ref[nu.ID] = nu
@@ -247,7 +247,7 @@ func checkUsers(t *testing.T, s *boltstore.Store, ref map[string]idm.User) {
 		got, err := s.FindUserByID(ctx, id)
 		must(t, err)
 		equal(t, "user "+id, u, got)
-		got, err = s.FindUserByUsername(ctx, strings.ToUpper(u.Username))
+		got, err = s.FindUserByUsername(ctx, u.Username)
 		must(t, err)
 		equal(t, "user by name "+u.Username, u, got)
 		all = append(all, u)
@@ -256,7 +256,7 @@ func checkUsers(t *testing.T, s *boltstore.Store, ref map[string]idm.User) {
 		}
 	}
 	slices.SortFunc(all, func(a, b idm.User) int {
-		return strings.Compare(strings.ToLower(a.Username), strings.ToLower(b.Username))
+		return strings.Compare(a.Username, b.Username)
 	})
 	n, err := s.CountAdmins(ctx)
 	must(t, err)
@@ -328,7 +328,7 @@ func TestConcurrentLinksAndUsers(t *testing.T) {
 	}()
 	read := func() error {
 		for range 200 {
-			got, err := s.FindUserByUsername(ctx, "CAROL@example.org")
+			got, err := s.FindUserByUsername(ctx, "carol@example.org")
 			if err != nil {
 				return err
 			}

@@ -164,7 +164,7 @@ func fill(t *testing.T, s idm.Store) fixture {
 func (f fixture) check(t *testing.T, s idm.Store) {
 	t.Helper()
 	ctx := t.Context()
-	u, err := s.FindUserByUsername(ctx, "ALICE@example.org")
+	u, err := s.FindUserByUsername(ctx, "alice@example.org")
 	must(t, err)
 	equal(t, "user", f.user, u)
 	sub, err := s.FindSubject(ctx, "S-001")
@@ -215,7 +215,7 @@ func TestReopen(t *testing.T) {
 	// The unique indexes hold across a reopen.
 	ctx := t.Context()
 	for name, err := range map[string]error{
-		"username": s.CreateUser(ctx, idm.User{ID: idm.NewID(), Username: "Alice@Example.org"}),
+		"username": s.CreateUser(ctx, idm.User{ID: idm.NewID(), Username: "alice@example.org"}),
 		"sssid":    s.CreateSubject(ctx, idm.Subject{ID: idm.NewID(), SSSID: "S-001"}),
 		"subject":  s.CreateSubject(ctx, idm.Subject{ID: f.subject.ID, SSSID: "S-002"}),
 		"audit":    s.AppendAudit(ctx, idm.AuditEvent{ID: f.audit.ID, Time: t0.Add(time.Hour)}),

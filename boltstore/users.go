@@ -15,8 +15,7 @@ import (
 )
 
 // Users live in bucket users (ID -> userRec); bucket users_by_name maps the
-// lower-cased username to the ID and makes usernames unique regardless of
-// letter case. Decoded, they are also kept in a userCache that answers every
+// username (as given: see nameKey) to the ID and makes usernames unique. Decoded, they are also kept in a userCache that answers every
 // read. Like the subjects' cache it is loaded when the store opens and
 // changed only after a write has committed, under s.wmu, so it always equals
 // the committed state.
@@ -25,7 +24,7 @@ import (
 // value copies it entirely.
 type userCache struct {
 	byID   map[string]idm.User
-	byName map[string]string // lower-cased username -> ID
+	byName map[string]string // username -> ID
 	// names holds the keys of byName, sorted byte-wise, for ListUsers.
 	names []string
 }
@@ -37,7 +36,7 @@ func newUserCache() *userCache {
 // add puts a user into the cache; no user with its ID or name may be in it.
 func (c *userCache) add(u idm.User) {
 	c.byID[u.ID] = u
-	name := strings.ToLower(u.Username)
+	name := u.Username
 	c.byName[name] = u.ID
 	i, found := slices.BinarySearch(c.names, name)
 	if !found {
@@ -48,7 +47,7 @@ func (c *userCache) add(u idm.User) {
 // remove takes a user, as the cache holds it, out of the cache.
 func (c *userCache) remove(u idm.User) {
 	delete(c.byID, u.ID)
-	name := strings.ToLower(u.Username)
+	name := u.Username
 	if c.byName[name] != u.ID {
 		return
 	}
@@ -68,7 +67,7 @@ func (s *Store) loadUsers() error {
 				return err
 			}
 			c.byID[r.ID] = r.user()
-			c.byName[strings.ToLower(r.Username)] = r.ID
+			c.byName[r.Username] = r.ID
 			return nil
 		})
 	})
@@ -86,11 +85,15 @@ func (s *Store) loadUsers() error {
 // its times passed through the record encoding.
 func storedUser(u idm.User) idm.User { return toUserRec(u).user() }
 
-// nameKey is the key of a username in the users_by_name index.
-func nameKey(username string) []byte { return []byte(strings.ToLower(username)) }
+// nameKey is the key of a username in the users_by_name index: the username
+// as given. Callers normalise usernames (idm.UsernameKey) before they store
+// or look them up; the store applies no rule of its own. (Files written
+// before keyed the lower-cased username, which callers had lower-cased
+// already.)
+func nameKey(username string) []byte { return []byte(username) }
 
 // CreateUser stores a new user with Rev 1; u.ID must be set. A taken
-// username (in any letter case) or ID gives an error that wraps
+// username or ID gives an error that wraps
 // [idm.ErrConflict].
 func (s *Store) CreateUser(ctx context.Context, u idm.User) error {
 	if u.ID == "" || u.Username == "" {
@@ -140,15 +143,14 @@ func (s *Store) FindUserByID(ctx context.Context, id string) (idm.User, error) {
 }
 
 // FindUserByUsername returns the user with the given username, compared
-// case-insensitively, or an error that wraps [idm.ErrNotFound].
+// as given, or an error that wraps [idm.ErrNotFound].
 func (s *Store) FindUserByUsername(ctx context.Context, username string) (idm.User, error) {
 	const op = "find user by username"
 	if err := s.checkOpen(ctx, op); err != nil {
 		return idm.User{}, err
 	}
-	name := strings.ToLower(username)
 	s.umu.RLock()
-	id, ok := s.users.byName[name]
+	id, ok := s.users.byName[username]
 	u := s.users.byID[id]
 	s.umu.RUnlock()
 	if !ok {
@@ -234,7 +236,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 }
 
 // ListUsers returns a page of the users whose username contains f.Search
-// (case-insensitively), ordered by the lower-cased username, and the number
+// (case-insensitively), ordered by the username, and the number
 // of users that match in all. It answers from memory.
 func (s *Store) ListUsers(ctx context.Context, f idm.UserFilter) ([]idm.User, int, error) {
 	const op = "list users"
@@ -251,7 +253,7 @@ func (s *Store) ListUsers(ctx context.Context, f idm.UserFilter) ([]idm.User, in
 	s.umu.RLock()
 	defer s.umu.RUnlock()
 	for _, name := range s.users.names {
-		if !strings.Contains(name, search) {
+		if !strings.Contains(strings.ToLower(name), search) {
 			continue
 		}
 		if total >= lo && total < hi {

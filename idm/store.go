@@ -5,31 +5,31 @@ import (
 	"time"
 )
 
-// UserStore keeps staff users. Usernames are unique, compared
-// case-insensitively: two usernames are the same when their
-// [strings.ToLower] forms are equal. A store keeps a username as it was
-// given (callers lower-case them before they store them).
+// UserStore keeps staff users. Usernames are unique, compared byte for
+// byte as given: a store applies no normalisation of its own. Callers store
+// and look up the normal form of a username, [UsernameKey] (which
+// [NormalizeUsername] returns), and look up what a person typed with
+// [FindUserByUsername].
 type UserStore interface {
 	// CreateUser stores a new user with Rev 1 (whatever u.Rev is); u.ID
-	// must be set. A taken ID, or a username that is taken in any letter
-	// case, gives ErrConflict.
+	// must be set. A taken ID or username gives ErrConflict.
 	CreateUser(ctx context.Context, u User) error
 	// FindUserByID returns the user with the given ID, or ErrNotFound.
 	FindUserByID(ctx context.Context, id string) (User, error)
 	// FindUserByUsername returns the user with the given username, compared
-	// case-insensitively, or ErrNotFound.
+	// as given, or ErrNotFound.
 	FindUserByUsername(ctx context.Context, username string) (User, error)
 	// UpdateUser replaces the user with u.ID by u, provided the stored
 	// user's Rev is u.Rev (see [Store] on revisions); the stored user then
 	// has Rev u.Rev+1. It gives ErrNotFound when there is no such user,
 	// ErrStale when its Rev is another, and ErrConflict (not ErrStale) when
-	// the new username is taken (in any letter case) by another user. A user
-	// may keep its own username or change its case.
+	// the new username is taken by another user. A user may keep its own
+	// username or change it.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser removes a user, or returns ErrNotFound.
 	DeleteUser(ctx context.Context, id string) error
 	// ListUsers returns a page of the users that match f, ordered by the
-	// lower-cased username (byte-wise), and the number of users that match
+	// username (byte-wise), and the number of users that match
 	// in all (regardless of Offset and Limit). A page past the end is empty.
 	// A negative Offset or Limit gives an error that wraps ErrInvalid.
 	ListUsers(ctx context.Context, f UserFilter) ([]User, int, error)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -274,10 +275,26 @@ func (h *Handler) findSubject(ctx context.Context, sssid string) (shown, stored 
 	return deriveDates(stored, links), stored, links, nil
 }
 
-// checkSSSID refuses an SSSID that GET /subject/{sssid} could not address
-// or that would be hard to tell apart from another: one with control
-// characters, with '/', '?', '#' or '%', with white space at either end, and
-// "." and "..". It returns a 400 [*Error] that says why.
+// CheckSSSID reports whether a new subject may have sssid: it refuses an
+// SSSID that GET /subject/{sssid} could not address as it is, or that would
+// be hard to tell apart from another: one with control characters, format
+// characters (Unicode category Cf: zero-width characters, bidirectional
+// controls), '/', '?', '#' or '%', with white space at either end, and "."
+// and "..". It returns a 400 [*Error] that says why. Subjects stored
+// otherwise (by a migration) stay reachable: see [SSSIDPathSegment].
+func CheckSSSID(sssid string) error { return checkSSSID(sssid) }
+
+// SSSIDPathSegment returns the path segment that addresses the subject
+// with sssid in /subject/{sssid} (percent-encoded as RFC 3986 requires, so
+// "S/1" is "S%2F1"), and false when no segment can: "." and ".." (which
+// clients and servers remove from paths) and "".
+func SSSIDPathSegment(sssid string) (string, bool) {
+	if sssid == "" || sssid == "." || sssid == ".." {
+		return "", false
+	}
+	return url.PathEscape(sssid), true
+}
+
 func checkSSSID(sssid string) error {
 	bad := func(why string) error {
 		return E(ErrInvalid, fmt.Sprintf("invalid `sssid` %q: %s", clip(sssid), why))
@@ -289,6 +306,8 @@ func checkSSSID(sssid string) error {
 		switch {
 		case unicode.IsControl(c):
 			return bad("it may not contain control characters")
+		case unicode.Is(unicode.Cf, c):
+			return bad(fmt.Sprintf("it may not contain invisible formatting characters (found U+%04X)", c))
 		case c == '/' || c == '?' || c == '#' || c == '%':
 			return bad("it may not contain '/', '?', '#' or '%'")
 		}
@@ -301,10 +320,10 @@ func checkSSSID(sssid string) error {
 	return nil
 }
 
-// bodySSSID returns the `sssid` member of a subject body, checked on its
-// own before any other member: "" when it is absent, null or empty, and a
-// 400 when it is not a string, too long or not a usable SSSID (see
-// checkSSSID).
+// bodySSSID returns the `sssid` member of a subject body, read on its own
+// before any other member: "" when it is absent, null or empty, and a 400
+// when it is not a string or too long. Callers check it with checkSSSID
+// where it names a new subject.
 func bodySSSID(members []objectField) (string, error) {
 	for _, m := range members {
 		if m.key != keySSSID {
@@ -314,7 +333,7 @@ func bodySSSID(members []objectField) (string, error) {
 		if err != nil || s == "" {
 			return "", err
 		}
-		return s, checkSSSID(s)
+		return s, nil
 	}
 	return "", nil
 }
@@ -334,6 +353,9 @@ func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Princ
 		return err
 	case sssid == "":
 		return E(ErrInvalid, "must at least provide `sssid`")
+	}
+	if err := checkSSSID(sssid); err != nil {
+		return err
 	}
 	switch _, err := h.store.FindSubject(ctx, sssid); {
 	case err == nil:
@@ -458,7 +480,20 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 	case bodyID == "":
 		return E(ErrInvalid, "must provide the subject's `sssid`")
 	case bodyID != sssid:
+		if err := checkSSSID(bodyID); err != nil {
+			return err
+		}
 		return E(ErrConflict, "SSSID cannot be changed")
+	}
+	if err := checkSSSID(sssid); err != nil {
+		// Only a subject stored with such an SSSID (a migrated one) may be
+		// addressed, and named in the body, as it is.
+		switch _, ferr := h.store.FindSubject(ctx, sssid); {
+		case errors.Is(ferr, ErrNotFound):
+			return err
+		case ferr != nil:
+			return fmt.Errorf("find subject: %w", ferr)
+		}
 	}
 	fields, err := subjectFields(members)
 	if err != nil {

@@ -11,11 +11,17 @@
 //   - every record keeps its ObjectId as its ID (24 lowercase hex), so audit
 //     trails, link IDs (the JWTs' "jti") and printed QR codes stay valid;
 //   - users keep their bcrypt hash as it is (package auth verifies "$2b$"
-//     hashes and rewrites them at the next login); usernames are
-//     lower-cased; pending reset tokens (the "temporary" field, which held
+//     hashes and rewrites them at the next login); usernames are stored in
+//     their normal form ([idm.UsernameKey]: lower case, NFC, plain width),
+//     names that collide after it are skipped and reported, names that the
+//     username rule refuses come over with a note; pending reset tokens (the
+//     "temporary" field, which held
 //     the token in plain text) are dropped and counted;
 //   - subjects keep every field as it was stored, also dates today's API
-//     would refuse; other keys go to [idm.Subject.Extra] as JSON;
+//     would refuse; other keys go to [idm.Subject.Extra] as JSON; an SSSID
+//     that POST /subject would refuse is noted with the percent-encoded
+//     path that reaches it, and "." and ".." (which no path can address)
+//     come over as "migrated-<ID>", their links with them;
 //   - links keep only the SHA-256 of their issued JWT ([idm.Link.JWTHash]),
 //     by which the mobile app's token still establishes them; the old
 //     per-link "secret" is never used;

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -71,6 +70,9 @@ type Config struct {
 	// Logger receives a warning for each skipped document and a summary of
 	// each type; nil means no logging.
 	Logger *slog.Logger
+	// Usernames is the username rule of the target service: users whose
+	// names break it still come over (and can log in), with a note.
+	Usernames idm.UsernameRule
 }
 
 // Run migrates the original service's documents from cfg.Source into
@@ -105,8 +107,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		rep:       &Report{DryRun: cfg.DryRun},
 		usernames: make(map[string]string),
 		userIDs:   make(map[string]string),
+		spellings: make(map[string]string),
 		docTypes:  make(map[string]string),
 		sssids:    make(map[string]string),
+		renamed:   make(map[string]string),
 		lastLine:  cfg.Now(),
 	}
 	err := r.run(ctx)
@@ -125,17 +129,23 @@ type runner struct {
 	rep *Report
 
 	// usernames maps the ID of every user document of the source to its
-	// (lower-cased) username, for the actors of audit records, whether or
-	// not the user came over.
+	// username (idm.UsernameKey), for the actors of audit records, whether
+	// or not the user came over.
 	usernames map[string]string
 	// userIDs maps the username of every user in the target (written,
 	// existing or, in a dry run, to be written) to its ID.
 	userIDs map[string]string
+	// spellings maps the username of every user written from the source to
+	// the username as the source held it.
+	spellings map[string]string
 	// docTypes maps the ID of every user, subject and link in the target to
 	// its type.
 	docTypes map[string]string
 	// sssids maps the SSSID of every subject in the target to its ID.
 	sssids map[string]string
+	// renamed maps the SSSIDs of the source that no API path can address
+	// to the SSSIDs their subjects came over under (see addressable).
+	renamed map[string]string
 	// adminCame is set once an admin user is in the target.
 	adminCame bool
 	lastLine  time.Time
@@ -308,23 +318,31 @@ func (r *runner) user(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (out
 	if err != nil {
 		// Keep the username, if there is one, for the actors of audits.
 		if name, nerr := str(doc, fUsername); nerr == nil && name != "" {
-			r.usernames[oid.Hex()] = strings.ToLower(name)
+			r.usernames[oid.Hex()] = idm.UsernameKey(name)
 		}
 		return skipped, err.Error(), nil
 	}
 	u := lu.user
 	r.usernames[u.ID] = u.Username
 	if other, ok := r.userIDs[u.Username]; ok {
+		if first, ok := r.spellings[u.Username]; ok && first != lu.spelt {
+			return skipped, fmt.Sprintf("username %+q collides after normalisation with user %s (%+q): both are %+q",
+				clip(lu.spelt), other, clip(first), u.Username), nil
+		}
 		return skipped, fmt.Sprintf("username %q is already held by user %s", u.Username, other), nil
+	}
+	if _, err := r.cfg.Usernames.Normalize(u.Username); err != nil {
+		lu.notes = append(lu.notes, fmt.Sprintf("username %+q breaks the username rule (%s): the user can still log in; "+
+			"`idmd user list --check` lists such users", clip(u.Username), idm.MessageOf(err)))
 	}
 	_, err = r.cfg.Target.FindUserByID(ctx, u.ID)
 	if missing, err := notFound(err); err != nil {
 		return skipped, "", err
 	} else if !missing {
-		r.cameOver(u)
+		r.cameOver(u, lu.spelt)
 		return existing, "", nil
 	}
-	other, err := r.cfg.Target.FindUserByUsername(ctx, u.Username)
+	other, err := idm.FindUserByUsername(ctx, r.cfg.Target, lu.spelt)
 	if missing, err := notFound(err); err != nil {
 		return skipped, "", err
 	} else if !missing {
@@ -335,7 +353,7 @@ func (r *runner) user(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (out
 			return r.conflict(ctx, err, "the target refused the user as a duplicate")
 		}
 	}
-	r.cameOver(u)
+	r.cameOver(u, lu.spelt)
 	if lu.resetToken {
 		r.rep.DroppedResetTokens++
 	}
@@ -343,9 +361,11 @@ func (r *runner) user(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (out
 	return written, "", nil
 }
 
-// cameOver records a user that is in the target.
-func (r *runner) cameOver(u idm.User) {
+// cameOver records a user that is in the target, and the username as the
+// source spelt it.
+func (r *runner) cameOver(u idm.User, spelt string) {
 	r.userIDs[u.Username] = u.ID
+	r.spellings[u.Username] = spelt
 	r.docTypes[u.ID] = idm.DocUser
 	r.adminCame = r.adminCame || u.Admin
 }
@@ -379,6 +399,7 @@ func (r *runner) subject(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (
 	if err != nil {
 		return skipped, err.Error(), nil
 	}
+	notes = append(notes, r.addressable(&s)...)
 	if other, ok := r.sssids[s.SSSID]; ok {
 		return skipped, fmt.Sprintf("sssid %q is already held by subject %s", s.SSSID, other), nil
 	}
@@ -402,6 +423,27 @@ func (r *runner) subject(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (
 	return written, "", nil
 }
 
+// addressable reports, as notes, an SSSID that the API would refuse for a
+// new subject (idm.CheckSSSID): one that a percent-encoded path segment
+// reaches is kept, and the note says how to reach it; one that no path can
+// address ("." or "..") is replaced by "migrated-<subject ID>", which the
+// subject's links follow.
+func (r *runner) addressable(s *idm.Subject) []string {
+	err := idm.CheckSSSID(s.SSSID)
+	if err == nil {
+		return nil
+	}
+	why := idm.MessageOf(err)
+	if seg, ok := idm.SSSIDPathSegment(s.SSSID); ok {
+		return []string{fmt.Sprintf("%s; kept, it is reachable as /subject/%s (percent-encoded; see docs/sssids.md)", why, seg)}
+	}
+	renamed := "migrated-" + s.ID
+	r.renamed[s.SSSID] = renamed
+	note := fmt.Sprintf("%s, and no path can address it: brought over as sssid %q (its links too)", why, renamed)
+	s.SSSID = renamed
+	return []string{note}
+}
+
 func (r *runner) subjectCame(s idm.Subject) {
 	r.sssids[s.SSSID] = s.ID
 	r.docTypes[s.ID] = idm.DocSubject
@@ -411,6 +453,10 @@ func (r *runner) link(ctx context.Context, oid bson.ObjectID, doc bson.Raw) (out
 	l, notes, err := toLink(oid, doc)
 	if err != nil {
 		return skipped, err.Error(), nil
+	}
+	if renamed, ok := r.renamed[l.SSSID]; ok {
+		notes = append(notes, fmt.Sprintf("its subject's sssid %q was brought over as %q", l.SSSID, renamed))
+		l.SSSID = renamed
 	}
 	_, err = r.cfg.Target.FindLink(ctx, l.ID)
 	if missing, err := notFound(err); err != nil {

@@ -338,7 +338,7 @@ func checkReport(t *testing.T, f *fixture, rep migrate.Report) {
 	assert.True(t, rep.Changed())
 
 	want := []struct{ typ, id, reason string }{
-		{"user", f.aliceDup.Hex(), `username "alice@example.org" is already held by user ` + f.alice.Hex()},
+		{"user", f.aliceDup.Hex(), `username "ALICE@example.org" collides after normalisation with user ` + f.alice.Hex() + ` ("alice@example.org"): both are "alice@example.org"`},
 		{"user", f.noName.Hex(), "no username"},
 		{"user", f.plain.Hex(), "not a bcrypt hash"},
 		{"subject", `"legacy-1"`, "_id is not an ObjectId"},
@@ -613,7 +613,7 @@ func TestLegacyHashVerifies(t *testing.T) {
 	store := stores[0].open(t)
 	_, err := migrate.Run(t.Context(), config(src, store))
 	require.NoError(t, err)
-	u, err := store.FindUserByUsername(t.Context(), "Alice@Example.org")
+	u, err := store.FindUserByUsername(t.Context(), "alice@example.org")
 	require.NoError(t, err)
 	assert.NoError(t, bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(alicePassword)))
 }

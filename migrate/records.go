@@ -105,11 +105,13 @@ var bcryptPrefixes = []string{"$2a$", "$2b$", "$2y$"}
 // legacyUser is a user document of the original, converted.
 type legacyUser struct {
 	user       idm.User
-	resetToken bool // a pending reset token (dropped)
+	spelt      string // the username as the source held it
+	resetToken bool   // a pending reset token (dropped)
 	notes      []string
 }
 
-// toUser converts a user document. The username is lower-cased.
+// toUser converts a user document. The username is stored in its normal
+// form, idm.UsernameKey (lower-cased, NFC, plain width).
 func toUser(id bson.ObjectID, doc bson.Raw) (legacyUser, error) {
 	var out legacyUser
 	name, err := str(doc, fUsername)
@@ -137,9 +139,14 @@ func toUser(id bson.ObjectID, doc bson.Raw) (legacyUser, error) {
 	created, n1 := recordTime(doc, fCreated, born, "the ObjectId time")
 	changed, n2 := recordTime(doc, fChanged, created, "the creation time")
 	out.notes = appendNote(appendNote(out.notes, n1), n2)
-	if lower := strings.ToLower(name); lower != name {
-		out.notes = append(out.notes, fmt.Sprintf("username %q lower-cased", clip(name)))
-		name = lower
+	out.spelt = name
+	if key := idm.UsernameKey(name); key != name {
+		if key == strings.ToLower(name) {
+			out.notes = append(out.notes, fmt.Sprintf("username %q lower-cased", clip(name)))
+		} else {
+			out.notes = append(out.notes, fmt.Sprintf("username %+q stored in its normal form %+q", clip(name), clip(key)))
+		}
+		name = key
 	}
 	out.resetToken = !absent(doc.Lookup(fTemporary))
 	out.notes = appendNote(out.notes, droppedFields(doc, fID, fType, fUsername, fPassword, fAdmin, fTemporary, fCreated, fChanged))
@@ -397,7 +404,7 @@ func toAudit(id bson.ObjectID, doc bson.Raw, who actors) (idm.AuditEvent, []stri
 		}
 	case spelt != "":
 		e.Actor = spelt
-		if uid, ok := who.idOf(strings.ToLower(spelt)); ok {
+		if uid, ok := who.idOf(idm.UsernameKey(spelt)); ok {
 			e.ActorID = uid
 		}
 	}

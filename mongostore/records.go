@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/c3-pro/idm/idm"
@@ -19,7 +18,7 @@ import (
 type userRecord struct {
 	ID              string    `bson:"_id"`
 	Username        string    `bson:"username"`
-	UsernameKey     string    `bson:"username_key"` // normalised: unique index
+	UsernameKey     string    `bson:"username_key"` // unique index; see usernameKey
 	PasswordHash    string    `bson:"password_hash"`
 	Admin           bool      `bson:"admin"`
 	Disabled        bool      `bson:"disabled"`
@@ -30,9 +29,12 @@ type userRecord struct {
 	Rev             int64     `bson:"rev"` // see revFilter
 }
 
-// usernameKey is the normalised form of a username that makes usernames
-// unique regardless of letter case.
-func usernameKey(username string) string { return strings.ToLower(username) }
+// usernameKey is the unique index key of a username: the username as
+// given. Callers normalise usernames (idm.UsernameKey) before they store or
+// look them up; the store applies no rule of its own. (Records written
+// before kept the lower-cased username here, which callers had lower-cased
+// already.)
+func usernameKey(username string) string { return username }
 
 func toUserRecord(u idm.User) userRecord {
 	return userRecord{

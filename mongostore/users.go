@@ -67,7 +67,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 }
 
 // ListUsers implements [idm.UserStore]. Users are ordered by their
-// normalised (lower-cased) username.
+// username ("username_key").
 func (s *Store) ListUsers(ctx context.Context, f idm.UserFilter) ([]idm.User, int, error) {
 	if err := checkPage(f.Offset, f.Limit); err != nil {
 		return nil, 0, err

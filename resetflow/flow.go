@@ -105,7 +105,7 @@ func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 
 // requestReset is the background part of POST /iforgot.
 func (h *Handler) requestReset(ctx context.Context, username string) {
-	u, err := h.store.FindUserByUsername(ctx, strings.ToLower(username))
+	u, err := idm.FindUserByUsername(ctx, h.store, username)
 	switch {
 	case errors.Is(err, idm.ErrNotFound):
 		h.log.DebugContext(ctx, "resetflow: reset requested for an unknown username")
@@ -426,9 +426,9 @@ func (h *Handler) setPassword(ctx context.Context, u idm.User, purpose, hash str
 	if err := h.store.DeleteResetTokens(ctx, u.ID); err != nil {
 		h.log.ErrorContext(ctx, "resetflow: removing reset tokens after a reset", "user", u.ID, "err", err)
 	}
-	// The login-failure counter of package auth is keyed by the lower-cased
-	// username (stored usernames are already lower-case and NFC).
-	if err := h.store.ResetLoginFailures(ctx, strings.ToLower(u.Username)); err != nil {
+	// The login-failure counter of package auth is keyed by the username's
+	// idm.UsernameKey.
+	if err := h.store.ResetLoginFailures(ctx, idm.UsernameKey(u.Username)); err != nil {
 		h.log.ErrorContext(ctx, "resetflow: clearing login failures after a reset", "user", u.ID, "err", err)
 	}
 	h.notify(ctx, next)

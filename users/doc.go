@@ -11,8 +11,11 @@
 // The /user endpoints (create, list, read, update, delete) need a staff
 // token: the host passes the middleware that checks it (package auth's
 // Require) in [Config.Require]. User management is for admins; a user may
-// read their own record and change their own password. Every change to a
-// user is recorded in the audit trail before it is made.
+// read their own record and change their own password, which takes their
+// current password (admins too: a stolen token alone must not take an
+// account over). Every change to a user is recorded in the audit trail
+// before it is made, and revokes the user's tokens and their reset and
+// invitation links.
 //
 // A host mounts the handler as a whole or registers its routes on its own
 // mux with [Handler.Install]:

@@ -159,14 +159,14 @@ func (h *Handler) readInit(w http.ResponseWriter, r *http.Request, asJSON bool) 
 // bootstrap creates the first admin from in, provided this call wins the
 // store's one-time bootstrap marker; otherwise it returns errInitialised.
 func (h *Handler) bootstrap(ctx context.Context, in initInput) (idm.User, error) {
-	username, err := NormalizeUsername(in.Username)
+	username, err := h.usernames.Normalize(in.Username)
 	if err != nil {
 		return idm.User{}, err
 	}
 	if err := h.checkPassword(in.Password); err != nil {
 		return idm.User{}, err
 	}
-	if _, err := h.store.FindUserByUsername(ctx, username); err == nil {
+	if _, err := idm.FindUserByUsername(ctx, h.store, in.Username); err == nil {
 		return idm.User{}, idm.E(idm.ErrConflict, msgTaken)
 	} else if !errors.Is(err, idm.ErrNotFound) {
 		return idm.User{}, fmt.Errorf("users: looking up %q: %w", username, err)

@@ -68,7 +68,7 @@ func enabledAdmin(u idm.User) bool { return u.Admin && !u.Disabled }
 // isSelf reports whether the {id} of a path names the caller: "me", the
 // caller's ID or the caller's username.
 func isSelf(actor idm.User, id string) bool {
-	return id == "me" || id == actor.ID || strings.ToLower(strings.TrimSpace(id)) == actor.Username
+	return id == "me" || id == actor.ID || idm.UsernameKey(id) == idm.UsernameKey(actor.Username)
 }
 
 // resolve finds the user an {id} of a path names: "me" (the caller), a user
@@ -84,17 +84,30 @@ func (h *Handler) resolve(ctx context.Context, actor idm.User, id string) (idm.U
 	case idm.ValidID(id):
 		u, err = h.store.FindUserByID(ctx, id)
 	default:
-		name, nerr := NormalizeUsername(id)
-		if nerr != nil {
-			return idm.User{}, idm.E(idm.ErrNotFound, msgNotFound)
-		}
-		u, err = h.store.FindUserByUsername(ctx, name)
+		u, err = idm.FindUserByUsername(ctx, h.store, id)
 	}
 	if errors.Is(err, idm.ErrNotFound) {
 		return idm.User{}, idm.Wrap(idm.ErrNotFound, msgNotFound, err)
 	}
 	if err != nil {
 		return idm.User{}, fmt.Errorf("users: looking up user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// findByName finds the user a username of a request body names (any
+// spelling of a stored name, see idm.FindUserByUsername): a 400 when it is
+// empty, a 404 when there is no such user.
+func (h *Handler) findByName(ctx context.Context, name string) (idm.User, error) {
+	if strings.TrimSpace(name) == "" {
+		return idm.User{}, idm.E(idm.ErrInvalid, "username is required")
+	}
+	u, err := idm.FindUserByUsername(ctx, h.store, name)
+	if errors.Is(err, idm.ErrNotFound) {
+		return idm.User{}, idm.Wrap(idm.ErrNotFound, msgNotFound, err)
+	}
+	if err != nil {
+		return idm.User{}, fmt.Errorf("users: looking up user %q: %w", name, err)
 	}
 	return u, nil
 }
@@ -120,7 +133,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, actor idm.U
 
 // create makes a new user; without a password it invites them.
 func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (idm.User, error) {
-	username, err := NormalizeUsername(in.Username)
+	username, err := h.usernames.Normalize(in.Username)
 	if err != nil {
 		return idm.User{}, err
 	}
@@ -133,7 +146,9 @@ func (h *Handler) create(ctx context.Context, actor idm.User, in createInput) (i
 			return idm.User{}, err
 		}
 	}
-	if _, err := h.store.FindUserByUsername(ctx, username); err == nil {
+	// Also an account stored under an earlier rule, by a form of the name
+	// as typed, holds it.
+	if _, err := idm.FindUserByUsername(ctx, h.store, in.Username); err == nil {
 		return idm.User{}, idm.E(idm.ErrConflict, msgTaken)
 	} else if !errors.Is(err, idm.ErrNotFound) {
 		return idm.User{}, fmt.Errorf("users: looking up %q: %w", username, err)
@@ -229,8 +244,8 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, actor idm.Us
 // parseUserFilter reads search, offset and perpage of GET /user.
 func parseUserFilter(q url.Values) (idm.UserFilter, error) {
 	f := idm.UserFilter{Search: q.Get("search"), Limit: defaultPerPage}
-	if len(f.Search) > MaxUsernameBytes {
-		return f, idm.E(idm.ErrInvalid, fmt.Sprintf("search must be at most %d bytes long", MaxUsernameBytes))
+	if len(f.Search) > idm.MaxUsernameBytes {
+		return f, idm.E(idm.ErrInvalid, fmt.Sprintf("search must be at most %d bytes long", idm.MaxUsernameBytes))
 	}
 	if s := q.Get("offset"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -308,13 +323,9 @@ func (h *Handler) deleteUserByBody(w http.ResponseWriter, r *http.Request, actor
 	}
 	var in deleteInput
 	err := idm.DecodeJSON(w, r, h.maxBody, &in)
-	var username string
-	if err == nil {
-		username, err = NormalizeUsername(in.Username)
-	}
 	var target idm.User
 	if err == nil {
-		target, err = h.resolve(r.Context(), actor, username)
+		target, err = h.findByName(r.Context(), in.Username)
 	}
 	if err == nil {
 		err = h.remove(r.Context(), actor, target)
@@ -462,11 +473,9 @@ func (h *Handler) update(ctx context.Context, actor idm.User, id string, in upda
 		return idm.User{}, idm.E(idm.ErrForbidden, "admin rights required")
 	}
 	if in.Username != nil {
-		name, err := NormalizeUsername(*in.Username)
-		if err != nil {
-			return idm.User{}, err
-		}
-		if name != target.Username {
+		// Compared by their keys: a user whose stored name the current
+		// rule refuses may still send it back unchanged.
+		if idm.UsernameKey(*in.Username) != idm.UsernameKey(target.Username) {
 			return idm.User{}, idm.E(idm.ErrInvalid, "usernames cannot be changed; create a new user instead")
 		}
 	}
@@ -475,12 +484,15 @@ func (h *Handler) update(ctx context.Context, actor idm.User, id string, in upda
 		if err := h.checkPassword(*in.Password); err != nil {
 			return idm.User{}, err
 		}
+		// Your own password needs your current one, admins included, so
+		// that a stolen token alone cannot take an account over; another
+		// user's needs admin rights only.
 		switch {
 		case in.CurrentPassword != nil:
 			if err := h.checkCurrentPassword(ctx, actor, target, *in.CurrentPassword); err != nil {
 				return idm.User{}, err
 			}
-		case !actor.Admin:
+		case target.ID == actor.ID:
 			return idm.User{}, idm.E(idm.ErrInvalid, "current_password is required to change your password")
 		}
 		var err error
@@ -681,9 +693,9 @@ func (h *Handler) applyOnce(ctx context.Context, actor idm.User, id string, in u
 	if userChanges > 0 {
 		next.Changed = now
 		next.TokenVersion++ // every change here revokes the user's tokens
-		if passwordChanged {
-			err = h.store.DeleteResetTokens(ctx, cur.ID)
-		}
+		// ... and their reset and invitation links, so that none survives
+		// a disable and re-enable (or a change of role).
+		err = h.store.DeleteResetTokens(ctx, cur.ID)
 		if err == nil {
 			err = h.store.UpdateUser(ctx, next)
 			err = h.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {

@@ -426,7 +426,7 @@ func TestUpdateUser(t *testing.T) {
 				}
 			}},
 		{name: "different username", req: put(staffID, asAdmin, map[string]any{"username": "other@example.org"}), want: 400, msg: "cannot be changed"},
-		{name: "invalid username", req: put(staffID, asAdmin, map[string]any{"username": "other"}), want: 400, msg: "email address"},
+		{name: "invalid username", req: put(staffID, asAdmin, map[string]any{"username": "other"}), want: 400, msg: "cannot be changed"},
 		{name: "unset last admin", req: put(adminID, asAdmin, map[string]any{"admin": false}), want: 409, msg: "last admin",
 			check: func(t *testing.T, f *fixture, res response) {
 				if u, _ := f.user(f.admin.user.ID); !u.Admin || u.TokenVersion != f.admin.user.TokenVersion {

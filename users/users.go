@@ -102,6 +102,10 @@ type Config struct {
 	// TrustedOrigins are origins (such as "https://idm.example.org") besides
 	// the request's own from which a browser may POST the /init form.
 	TrustedOrigins []string
+	// UsernameRule is the rule for the usernames of new users (POST /user
+	// and /init); its zero value refuses mixed-script names. Existing users
+	// are found and can log in whatever their names.
+	UsernameRule idm.UsernameRule
 	// MaxBodyBytes limits request bodies: 0 means idm.DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// MaxFailures wrong current passwords (PUT /user/{id} with
@@ -127,6 +131,7 @@ type Handler struct {
 	inviter   Inviter
 	notifier  Notifier
 	limiter   AddressLimiter
+	usernames idm.UsernameRule
 	maxBody   int64
 	maxFails  int
 	window    time.Duration
@@ -174,6 +179,7 @@ func New(c Config) (*Handler, error) {
 		inviter:   c.Inviter,
 		notifier:  c.Notifier,
 		limiter:   c.InitLimiter,
+		usernames: c.UsernameRule,
 		maxBody:   c.MaxBodyBytes,
 		maxFails:  c.MaxFailures,
 		window:    c.FailureWindow,

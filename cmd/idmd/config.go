@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/c3-pro/idm/idm"
 )
 
 // config is idmd's configuration, read from flags and environment
@@ -45,6 +47,8 @@ type config struct {
 	ShutdownGrace  time.Duration
 	RateLimit      rate.Limit
 	RateBurst      int
+	// Usernames is the rule for new usernames (IDM_USERNAME_MIXED_SCRIPTS).
+	Usernames idm.UsernameRule
 }
 
 // setting is one configuration value: its environment variable, its flag,
@@ -278,6 +282,14 @@ func settings() []*setting {
 					return errors.New("must be a duration such as 30s")
 				}
 				c.ShutdownGrace = d
+				return nil
+			})},
+		{env: "IDM_USERNAME_MIXED_SCRIPTS", flag: "username-mixed-scripts", def: "refuse", usage: "new usernames that mix scripts (a Cyrillic letter among Latin ones): refuse or allow",
+			apply: one(func(c *config, v string) error {
+				if v != "refuse" && v != "allow" {
+					return errors.New("must be refuse or allow")
+				}
+				c.Usernames.AllowMixedScripts = v == "allow"
 				return nil
 			})},
 	}

@@ -68,6 +68,7 @@ func migrateCmd(ctx context.Context, args []string, std stdio) int {
 		Progress:      std.err,
 		ProgressEvery: 5 * time.Second,
 		Logger:        newLogger(cfg, std.err),
+		Usernames:     cfg.Usernames,
 	})
 	fmt.Fprint(std.out, rep)
 	if err != nil {

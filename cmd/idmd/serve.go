@@ -72,6 +72,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	)
 	usersCfg := users.Config{
 		Store: store, Passwords: passwords, Require: authH.Require, InitLimiter: limiter, Logger: log,
+		UsernameRule: cfg.Usernames,
 	}
 	if cfg.SMTPURL != "" {
 		mailer, err := resetflow.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom)

@@ -25,15 +25,17 @@ const cliActor = "idmd (command line)"
 
 // userCmd runs `idmd user add|list|delete|passwd`.
 func userCmd(ctx context.Context, args []string, std stdio) int {
-	usage := "usage: idmd user add <email> [--admin] [--password-stdin] | list | delete <email> | passwd <email> [--password-stdin]"
+	usage := "usage: idmd user add <email> [--admin] [--password-stdin] | list [--check] | delete <email> | passwd <email> [--password-stdin]"
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(std.err, usage)
 		return exitConfig
 	}
 	sub, args := args[0], args[1:]
-	var admin, pwStdin bool
+	var admin, pwStdin, check bool
 	cfg, pos, code := parse("user "+sub, args, std, func(fs *flag.FlagSet) {
 		switch sub {
+		case "list":
+			fs.BoolVar(&check, "check", false, "list only the usernames that break the current username rule, and why")
 		case "add":
 			fs.BoolVar(&admin, "admin", false, "make the user an admin")
 			fallthrough
@@ -56,12 +58,16 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 		return exitFail
 	}
 	defer store.Close()
-	a := &admin_{store: store, std: std, now: time.Now, audits: idm.NewAuditWriter(store, time.Now, nil)}
+	a := &admin_{store: store, std: std, now: time.Now, rule: cfg.Usernames, audits: idm.NewAuditWriter(store, time.Now, nil)}
 	switch sub {
 	case "add":
 		err = a.add(ctx, pos[0], admin, pwStdin)
 	case "list":
-		err = a.list(ctx)
+		if check {
+			err = a.check(ctx)
+		} else {
+			err = a.list(ctx)
+		}
 	case "delete":
 		err = a.delete(ctx, pos[0])
 	case "passwd":
@@ -83,6 +89,7 @@ type admin_ struct {
 	store  idm.Store
 	std    stdio
 	now    func() time.Time
+	rule   idm.UsernameRule // for new usernames
 	audits *idm.AuditWriter // the records of the subcommands, as the /user API writes them
 }
 
@@ -170,11 +177,11 @@ func (a *admin_) userExists(ctx context.Context, id string) (bool, error) {
 }
 
 func (a *admin_) add(ctx context.Context, email string, admin, pwStdin bool) error {
-	username, err := users.NormalizeUsername(email)
+	username, err := a.rule.Normalize(email)
 	if err != nil {
 		return err
 	}
-	if _, err := a.store.FindUserByUsername(ctx, username); err == nil {
+	if _, err := idm.FindUserByUsername(ctx, a.store, email); err == nil {
 		return idm.E(idm.ErrConflict, "this username has already been taken")
 	}
 	hash, err := a.newHash(ctx, pwStdin)
@@ -219,14 +226,31 @@ func (a *admin_) list(ctx context.Context) error {
 	return tw.Flush()
 }
 
-func (a *admin_) find(ctx context.Context, email string) (idm.User, error) {
-	username, err := users.NormalizeUsername(email)
+// check prints the users whose usernames break the current rule (see
+// idm.UsernameRule.Check), one problem a line, or a line saying that there
+// are none. Such users can still log in; nothing is changed.
+func (a *admin_) check(ctx context.Context) error {
+	us, _, err := a.store.ListUsers(ctx, idm.UserFilter{})
 	if err != nil {
-		return idm.User{}, err
+		return err
 	}
-	u, err := a.store.FindUserByUsername(ctx, username)
+	problems := a.rule.Check(us)
+	for _, p := range problems {
+		fmt.Fprintln(a.std.out, p)
+	}
+	fmt.Fprintf(a.std.out, "%d users checked, %d problems\n", len(us), len(problems))
+	return nil
+}
+
+// find returns the user that email names, in any spelling a login accepts
+// (also a user whose stored name the current rule refuses).
+func (a *admin_) find(ctx context.Context, email string) (idm.User, error) {
+	if strings.TrimSpace(email) == "" {
+		return idm.User{}, idm.E(idm.ErrInvalid, "username is required")
+	}
+	u, err := idm.FindUserByUsername(ctx, a.store, email)
 	if errors.Is(err, idm.ErrNotFound) {
-		return idm.User{}, idm.E(idm.ErrNotFound, "no user "+username)
+		return idm.User{}, idm.E(idm.ErrNotFound, "no user "+idm.UsernameKey(email))
 	}
 	return u, err
 }
@@ -315,7 +339,7 @@ func (a *admin_) passwd(ctx context.Context, email string, pwStdin bool) error {
 		return err
 	}
 	// A throttled account is usable again with its new password.
-	if err := a.store.ResetLoginFailures(ctx, auth.LoginKey(u.Username)); err != nil {
+	if err := a.store.ResetLoginFailures(ctx, idm.UsernameKey(u.Username)); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.std.out, "changed the password of %s\n", u.Username)

@@ -28,7 +28,7 @@ type Store struct {
 
 	closed       bool
 	users        map[string]userRec     // by ID
-	userIDs      map[string]string      // lower-cased username -> ID
+	userIDs      map[string]string      // username (as given) -> ID
 	subjects     map[string]*subjectRec // by SSSID; records are never changed in place
 	links        map[string]idm.Link    // by ID
 	audits       []idm.AuditEvent       // sorted by Time, then ID
@@ -50,8 +50,8 @@ type Store struct {
 }
 
 type userRec struct {
-	u     idm.User
-	lower string // strings.ToLower(u.Username)
+	u   idm.User
+	key string // u.Username, the key of userIDs
 }
 
 type subjectRec struct {
@@ -146,16 +146,16 @@ func (s *Store) CreateUser(_ context.Context, u idm.User) error {
 	if s.closed {
 		return errClosed
 	}
-	lower := strings.ToLower(u.Username)
+	key := u.Username
 	if _, ok := s.users[u.ID]; ok {
 		return conflict("user", u.ID)
 	}
-	if _, ok := s.userIDs[lower]; ok {
+	if _, ok := s.userIDs[key]; ok {
 		return conflict("username", u.Username)
 	}
 	u.Rev = 1
-	s.users[u.ID] = userRec{u: normUser(u), lower: lower}
-	s.userIDs[lower] = u.ID
+	s.users[u.ID] = userRec{u: normUser(u), key: key}
+	s.userIDs[key] = u.ID
 	return nil
 }
 
@@ -180,7 +180,7 @@ func (s *Store) FindUserByUsername(_ context.Context, username string) (idm.User
 	if s.closed {
 		return idm.User{}, errClosed
 	}
-	id, ok := s.userIDs[strings.ToLower(username)]
+	id, ok := s.userIDs[username]
 	if !ok {
 		return idm.User{}, notFound("username", username)
 	}
@@ -201,14 +201,14 @@ func (s *Store) UpdateUser(_ context.Context, u idm.User) error {
 	if old.u.Rev != u.Rev {
 		return stale("user", u.ID, old.u.Rev, u.Rev)
 	}
-	lower := strings.ToLower(u.Username)
-	if id, ok := s.userIDs[lower]; ok && id != u.ID {
+	key := u.Username
+	if id, ok := s.userIDs[key]; ok && id != u.ID {
 		return conflict("username", u.Username)
 	}
 	u.Rev++
-	delete(s.userIDs, old.lower)
-	s.userIDs[lower] = u.ID
-	s.users[u.ID] = userRec{u: normUser(u), lower: lower}
+	delete(s.userIDs, old.key)
+	s.userIDs[key] = u.ID
+	s.users[u.ID] = userRec{u: normUser(u), key: key}
 	return nil
 }
 
@@ -223,7 +223,7 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 	if !ok {
 		return notFound("user", id)
 	}
-	delete(s.userIDs, r.lower)
+	delete(s.userIDs, r.key)
 	delete(s.users, id)
 	return nil
 }
@@ -241,11 +241,11 @@ func (s *Store) ListUsers(_ context.Context, f idm.UserFilter) ([]idm.User, int,
 	}
 	var matches []userRec
 	for _, r := range s.users {
-		if strings.Contains(r.lower, search) {
+		if strings.Contains(strings.ToLower(r.key), search) {
 			matches = append(matches, r)
 		}
 	}
-	slices.SortFunc(matches, func(a, b userRec) int { return strings.Compare(a.lower, b.lower) })
+	slices.SortFunc(matches, func(a, b userRec) int { return strings.Compare(a.key, b.key) })
 	lo, hi := page(len(matches), f.Offset, f.Limit)
 	out := make([]idm.User, 0, hi-lo)
 	for _, r := range matches[lo:hi] {

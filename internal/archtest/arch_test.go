@@ -19,7 +19,7 @@ var rules = []struct {
 	pkg   string
 	allow []string
 }{
-	{"idm", nil},
+	{"idm", []string{"golang.org/x/text/..."}},
 	{"idm/storetest", []string{"idm", "github.com/stretchr/testify/..."}},
 	{"idm/memstore", []string{"idm"}},
 	{"auth/...", []string{"idm", "auth/...", "github.com/golang-jwt/jwt/v5/...", "golang.org/x/crypto/...", "golang.org/x/time/...", "golang.org/x/text/..."}},

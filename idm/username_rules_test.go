@@ -1,4 +1,4 @@
-package users_test
+package idm_test
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/c3-pro/idm/idm"
-	"github.com/c3-pro/idm/users"
 )
 
 func TestNormalizeUsername(t *testing.T) {
@@ -41,7 +40,7 @@ func TestNormalizeUsername(t *testing.T) {
 		{"\xff@example.org", ""},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := users.NormalizeUsername(tc.in)
+			got, err := idm.NormalizeUsername(tc.in)
 			if tc.want == "" {
 				if err == nil || !errors.Is(err, idm.ErrInvalid) {
 					t.Errorf("NormalizeUsername(%q) = %q, %v; want an ErrInvalid", tc.in, got, err)
@@ -60,17 +59,17 @@ func FuzzNormalizeUsername(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := users.NormalizeUsername(s)
+		got, err := idm.NormalizeUsername(s)
 		if err != nil {
 			if !errors.Is(err, idm.ErrInvalid) {
 				t.Fatalf("NormalizeUsername(%q): error %v is not ErrInvalid", s, err)
 			}
 			return
 		}
-		if len(got) > users.MaxUsernameBytes || !utf8.ValidString(got) || !strings.Contains(got, "@") {
+		if len(got) > idm.MaxUsernameBytes || !utf8.ValidString(got) || !strings.Contains(got, "@") {
 			t.Fatalf("NormalizeUsername(%q) = %q", s, got)
 		}
-		if again, err := users.NormalizeUsername(got); err != nil || again != got {
+		if again, err := idm.NormalizeUsername(got); err != nil || again != got {
 			t.Fatalf("NormalizeUsername is not idempotent on %q: %q, %v", got, again, err)
 		}
 	})
