@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -91,11 +92,13 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 }
 
 // DecodeJSON reads r's body as one JSON value into dst. The body may be at
-// most maxBytes long (0 means [DefaultMaxBodyBytes]); it must be valid UTF-8,
-// nest no deeper than [MaxJSONDepth], carry no fields that dst lacks, and hold
-// nothing after the value. A Content-Type other than application/json is
-// refused with [ErrUnsupportedMedia] (a missing one is accepted). Every
-// failure is an [*Error] whose message says what is wrong.
+// most maxBytes long (0 means [DefaultMaxBodyBytes]); it must follow the
+// rules of [UnmarshalJSON] (valid UTF-8, nesting no deeper than
+// [MaxJSONDepth], no duplicate keys, exact field names, finite numbers, no
+// lone surrogates, nothing after the value). A Content-Type other than
+// application/json is refused with [ErrUnsupportedMedia] (a missing one is
+// accepted). Every failure is an [*Error] whose message says what is
+// wrong.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -117,8 +120,11 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 	return UnmarshalJSON(body, dst)
 }
 
-// UnmarshalJSON decodes body into dst with the rules of [DecodeJSON] (valid
-// UTF-8, bounded nesting, no unknown fields, nothing trailing).
+// UnmarshalJSON decodes body into dst with the rules of [DecodeJSON], the
+// one decoder rule of every request body: valid UTF-8, bounded nesting,
+// nothing trailing, no key twice in an object (at any depth), struct
+// fields named exactly (no case variants, no unknown fields), finite
+// numbers, and string escapes that are valid UTF-16 (no lone surrogates).
 func UnmarshalJSON(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return E(ErrInvalid, "request body is empty")
@@ -133,6 +139,11 @@ func UnmarshalJSON(body []byte, dst any) error {
 	}
 	if err := checkDepth(body, MaxJSONDepth); err != nil {
 		return err
+	}
+	if json.Valid(body) { // else the decoder below says what is malformed
+		if err := checkStrict(body, reflect.TypeOf(dst)); err != nil {
+			return err
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
