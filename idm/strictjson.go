@@ -123,7 +123,7 @@ func (s *strictScanner) array(elem reflect.Type) error {
 
 func (s *strictScanner) object(t reflect.Type) error {
 	var fields map[string]reflect.Type // of a struct: exact JSON names
-	var elem reflect.Type               // of a map: its values
+	var elem reflect.Type              // of a map: its values
 	switch {
 	case t != nil && t.Kind() == reflect.Struct:
 		fields = structFields(t)
