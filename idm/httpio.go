@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -95,16 +96,15 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // most maxBytes long (0 means [DefaultMaxBodyBytes]); it must follow the
 // rules of [UnmarshalJSON] (valid UTF-8, nesting no deeper than
 // [MaxJSONDepth], no duplicate keys, exact field names, finite numbers, no
-// lone surrogates, nothing after the value). A Content-Type other than
-// application/json is refused with [ErrUnsupportedMedia] (a missing one is
-// accepted). Every failure is an [*Error] whose message says what is
-// wrong.
+// lone surrogates, nothing after the value). The request must say
+// "Content-Type: application/json" (see [RequireMediaType]); any other or
+// none is refused with [ErrUnsupportedMedia] before the body is read, so
+// that a cross-site form post (which can only send form and text/plain
+// bodies without a preflight) is never acted upon. Every failure is an
+// [*Error] whose message says what is wrong.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return E(ErrUnsupportedMedia, "the request body must be JSON (Content-Type: application/json)")
-		}
+	if err := RequireMediaType(r, "application/json"); err != nil {
+		return err
 	}
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBodyBytes
@@ -118,6 +118,33 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 		return Wrap(ErrInvalid, "could not read the request body", err)
 	}
 	return UnmarshalJSON(body, dst)
+}
+
+// RequireMediaType checks that r's Content-Type is one of the media types
+// given (lower case), optionally with a UTF-8 charset parameter
+// ("application/json; charset=utf-8"). A missing or other Content-Type,
+// or another charset, is a 415 [*Error] naming the first type; only a
+// request without a body (Content-Length: 0) may omit it, so that the
+// decoder answers that the body is empty.
+func RequireMediaType(r *http.Request, types ...string) error {
+	refused := func() error {
+		return E(ErrUnsupportedMedia, fmt.Sprintf("the request body must be JSON (Content-Type: %s)", types[0]))
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		if r.ContentLength == 0 {
+			return nil
+		}
+		return refused()
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !slices.Contains(types, mt) {
+		return refused()
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return E(ErrUnsupportedMedia, fmt.Sprintf("the request body must be UTF-8, not charset %q", clip(cs)))
+	}
+	return nil
 }
 
 // UnmarshalJSON decodes body into dst with the rules of [DecodeJSON], the

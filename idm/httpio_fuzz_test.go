@@ -243,7 +243,8 @@ func FuzzUnmarshalJSON(f *testing.F) {
 }
 
 // FuzzDecodeJSON checks idm.DecodeJSON, which reads a request body: a
-// Content-Type that is not JSON is a 415 before anything is read, a body
+// Content-Type other than application/json (or none, with a body) is a 415
+// before anything is read, a body
 // over the limit is a 413, and any other body gets exactly
 // idm.UnmarshalJSON's answer.
 func FuzzDecodeJSON(f *testing.F) {
@@ -251,6 +252,12 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(`{"username":"a@example.org"}`), "application/json", uint16(0))
 	f.Add([]byte(`{"username":"a@example.org"}`), "text/plain", uint16(0))
 	f.Add([]byte(`{"username":"a@example.org"}`), "application/json", uint16(10))
+	f.Add([]byte(`{"username":"a@example.org"}`), "", uint16(0))
+	f.Add([]byte(``), "", uint16(0))
+	f.Add([]byte(`{"username":"a@example.org"}`), "application/json; charset=UTF-8", uint16(0))
+	f.Add([]byte(`{"username":"a@example.org"}`), "application/json; charset=latin1", uint16(0))
+	f.Add([]byte(`{"username":"a@example.org"}`), "application/fhir+json", uint16(0))
+	f.Add([]byte(`username=a`), "application/x-www-form-urlencoded", uint16(0))
 	f.Fuzz(func(t *testing.T, body []byte, contentType string, limit uint16) {
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		if contentType != "" {
@@ -260,15 +267,19 @@ func FuzzDecodeJSON(f *testing.F) {
 		var got fuzzPayload
 		err := idm.DecodeJSON(w, r, int64(limit), &got)
 
-		if contentType != "" {
-			mt, _, perr := mime.ParseMediaType(contentType)
-			if perr != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-				checkClientError(t, err, http.StatusUnsupportedMediaType, body)
-				if rest, _ := io.ReadAll(r.Body); len(rest) != len(body) {
-					t.Fatalf("Content-Type %q: the body was read before it was refused", contentType)
-				}
-				return
+		// Only application/json (charset UTF-8 at most) is read; a body
+		// without a Content-Type is refused too, an empty one is not.
+		mt, params, perr := mime.ParseMediaType(contentType)
+		cs, hasCharset := params["charset"]
+		badType := contentType == "" && len(body) > 0 ||
+			contentType != "" && (perr != nil || mt != "application/json" ||
+				hasCharset && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8"))
+		if badType {
+			checkClientError(t, err, http.StatusUnsupportedMediaType, body)
+			if rest, _ := io.ReadAll(r.Body); len(rest) != len(body) {
+				t.Fatalf("Content-Type %q: the body was read before it was refused", contentType)
 			}
+			return
 		}
 		max := int(limit)
 		if max == 0 {
