@@ -257,10 +257,14 @@ func checkDepth(b []byte, max int) error {
 	return nil
 }
 
-// Mux is an [http.ServeMux] whose answers for unknown paths (404) and wrong
-// methods (405, with Allow) are the JSON error envelope, with the original's
-// messages "Not Found" and "Method Not Allowed". Every handler package serves
-// its routes through a Mux, and a host may use one as its root mux.
+// Mux is an [http.ServeMux] whose own answers are the JSON error envelope
+// too: unknown paths (404) and wrong methods (405, with Allow) with the
+// original's messages "Not Found" and "Method Not Allowed", and the
+// redirects to a cleaned path ("//subject", "/subject/../user") or to a
+// pattern's trailing slash, which keep their status and Location but carry
+// {"error":{"status":3xx,"message":"..."}} instead of ServeMux's HTML.
+// Every handler package serves its routes through a Mux, and a host may
+// use one as its root mux.
 type Mux struct {
 	*http.ServeMux
 }
@@ -269,33 +273,49 @@ type Mux struct {
 func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
 
 // ServeHTTP dispatches the request to the handler whose pattern matches it;
-// requests that match no pattern get a JSON 404 or 405.
+// what ServeMux answers itself (no pattern matches) is a JSON envelope.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := m.Handler(r)
-	if pattern != "" {
+	if pattern != "" && reflect.TypeOf(h) != redirectHandlerType {
 		m.ServeMux.ServeHTTP(w, r)
 		return
 	}
-	// No pattern: ServeMux would answer 404, 405 or a redirect to a cleaned
-	// path. Let it write into a recorder and translate 404 and 405.
+	// No pattern, or ServeMux's redirect to a cleaned path or a trailing
+	// slash (which comes with the pattern of its target): ServeMux would
+	// answer 404, 405 or the redirect with a text or HTML body. Let it
+	// write into a recorder and answer in JSON with the same status.
 	rec := &fallbackRecorder{header: http.Header{}}
 	h.ServeHTTP(rec, r)
-	switch rec.status {
-	case http.StatusNotFound:
+	switch status := rec.status; {
+	case status == http.StatusNotFound:
 		WriteError(w, r, nil, E(ErrNotFound, "Not Found"))
-	case http.StatusMethodNotAllowed:
+	case status == http.StatusMethodNotAllowed:
 		if allow := rec.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
 		WriteError(w, r, nil, E(ErrMethodNotAllowed, "Method Not Allowed"))
-	default:
-		for k, v := range rec.header {
-			w.Header()[k] = v
+	case status >= 300 && status < 400:
+		msg := http.StatusText(status)
+		if loc := rec.header.Get("Location"); loc != "" {
+			w.Header().Set("Location", loc)
+			msg = fmt.Sprintf("%s: the canonical path is %s", msg, clip(loc))
 		}
-		w.WriteHeader(rec.status)
-		_, _ = w.Write(rec.body.Bytes())
+		WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Status: status, Message: msg}})
+	default: // ServeMux answers nothing else today
+		if status < 400 {
+			status = http.StatusInternalServerError
+		}
+		msg := http.StatusText(status)
+		if status >= 500 {
+			msg = "internal error"
+		}
+		WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Status: status, Message: msg}})
 	}
 }
+
+// redirectHandlerType is the type of the handlers [http.RedirectHandler]
+// returns, which ServeMux uses for its redirects.
+var redirectHandlerType = reflect.TypeOf(http.RedirectHandler("/", http.StatusFound))
 
 // fallbackRecorder captures what ServeMux's built-in 404/405/redirect
 // handlers write.
