@@ -54,8 +54,15 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // writeJSONBytes writes body, JSON the caller encoded, with the headers of
 // every JSON answer: the content type, nosniff, and no-store unless the
-// handler chose its own caching.
+// handler chose its own caching. An answer is always valid UTF-8: bytes
+// that are not (a stored value from a migrated or hand-edited record,
+// written verbatim as a subject's additional field or an audit record's
+// old and new values) become \ufffd, as encoding/json writes them in
+// strings (see [validUTF8JSON]).
 func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	if !utf8.Valid(body) {
+		body = validUTF8JSON(body)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -64,6 +71,25 @@ func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// validUTF8JSON returns b, JSON, with every byte that is not part of a
+// valid UTF-8 sequence replaced by the escape \ufffd, one per byte, as
+// encoding/json replaces them in the strings it writes. JSON's own syntax
+// is ASCII, so such bytes stand inside strings, where the escape keeps the
+// JSON valid.
+func validUTF8JSON(b []byte) []byte {
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, `\ufffd`...)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
 
 // WriteData writes {"data": v} with the given status.
