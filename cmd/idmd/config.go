@@ -42,6 +42,7 @@ type config struct {
 	RateBurst      int
 	MetricsAddr    string // "" when metrics are off
 	MetricsToken   []byte // nil: no bearer token required on the metrics listener
+	MaxLinks       int    // active enrolment links per subject
 }
 
 // setting is one configuration value: its environment variable, its flag,
@@ -256,6 +257,15 @@ func settings() []*setting {
 				if err := setMetricsToken(c, strings.TrimRight(string(b), "\r\n")); err != nil {
 					return fmt.Errorf("the file's token is not valid: %w", err)
 				}
+				return nil
+			})},
+		{env: "IDM_MAX_LINKS", flag: "max-links", def: "20", usage: "enrolment links of one subject that may be active (not revoked, established or expired) at once",
+			apply: one(func(c *config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 10_000 {
+					return errors.New("must be a whole number from 1 to 10000")
+				}
+				c.MaxLinks = n
 				return nil
 			})},
 	}
