@@ -45,9 +45,15 @@ func newAuditDoc(e AuditEvent) auditDoc {
 }
 
 // subjectAudits serves GET /subject/{sssid}/audits: the records of the
-// subject and of its links (prefixed "[Link] "), oldest first.
+// subject and of its links (prefixed "[Link] "), oldest first. With a
+// paging parameter (offset, perpage) the answer is that page and the total
+// count; without one, every record, as the frontend expects.
 func (h *Handler) subjectAudits(w http.ResponseWriter, r *http.Request, _ *Principal) error {
 	ctx := r.Context()
+	paged, offset, perpage, err := optionalPaging(r)
+	if err != nil {
+		return err
+	}
 	_, s, links, err := h.findSubject(ctx, r.PathValue("sssid"))
 	if err != nil {
 		return err
@@ -68,6 +74,10 @@ func (h *Handler) subjectAudits(w http.ResponseWriter, r *http.Request, _ *Princ
 			action = "[Link] " + action
 		}
 		out = append(out, subjectAuditDoc{Datetime: FormatTime(e.Time), Action: action, Actor: e.Actor})
+	}
+	if paged {
+		WriteJSON(w, http.StatusOK, pageBody[subjectAuditDoc]{Data: page(out, offset, perpage), Total: len(out)})
+		return nil
 	}
 	WriteData(w, http.StatusOK, out)
 	return nil

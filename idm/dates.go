@@ -1,6 +1,7 @@
 package idm
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -24,13 +25,61 @@ func ParseDate(s string) (time.Time, error) {
 		}
 		return t, nil
 	}
-	// time.RFC3339 needs the "T" and an offset ("Z" or ±hh:mm) and takes
-	// optional fractional seconds.
+	// time.Parse takes more than RFC 3339 allows (offsets such as +24:00
+	// or +00:60, one-digit hours, a comma before the fraction): check the
+	// shape first, and leave the calendar to time.Parse.
+	if err := checkRFC3339(s); err != nil {
+		return time.Time{}, fmt.Errorf("parse date %q: %w", s, err)
+	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("parse date %q: %w", s, err)
 	}
 	return t, nil
+}
+
+// checkRFC3339 checks that s has the shape of an RFC 3339 date-time
+// (section 5.6): "YYYY-MM-DDTHH:MM:SS", optionally "." and one or more
+// digits, then "Z" or a numeric offset "+HH:MM"/"-HH:MM" whose hour is at
+// most 23 and whose minute is at most 59.
+func checkRFC3339(s string) error {
+	digits := func(i, n int) bool {
+		if i+n > len(s) {
+			return false
+		}
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	if !digits(0, 4) || len(s) < 20 || s[4] != '-' || !digits(5, 2) || s[7] != '-' || !digits(8, 2) || s[10] != 'T' ||
+		!digits(11, 2) || s[13] != ':' || !digits(14, 2) || s[16] != ':' || !digits(17, 2) {
+		return errors.New("not of the form YYYY-MM-DDTHH:MM:SS with an offset")
+	}
+	i := 19
+	if s[i] == '.' {
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j == i+1 {
+			return errors.New("no digits after the decimal point")
+		}
+		i = j
+	}
+	off := s[i:]
+	if off == "Z" {
+		return nil
+	}
+	if len(off) != 6 || (off[0] != '+' && off[0] != '-') || !digits(i+1, 2) || off[3] != ':' || !digits(i+4, 2) {
+		return errors.New(`the offset must be "Z" or ±HH:MM`)
+	}
+	if h, m := (off[1]-'0')*10+off[2]-'0', (off[4]-'0')*10+off[5]-'0'; h > 23 || m > 59 {
+		return fmt.Errorf("offset %s out of range (at most ±23:59)", off)
+	}
+	return nil
 }
 
 // checkDate validates the date s of the field with the given API name; for

@@ -1,6 +1,7 @@
 package idm
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,12 @@ func TestCheckDate(t *testing.T) {
 		{"date_consented", " 2024-05-01", false},
 		{"date_consented", "2024-05-01T24:00:00Z", false},
 		{"date_consented", "2024-05-01T12:00:00+25:00", false},
+		{"date_consented", "2024-05-01T12:00:00+24:00", false},
+		{"date_consented", "2024-05-01T12:00:00+00:60", false},
+		{"date_consented", "2024-05-01T12:00:00-23:59", true},
+		{"date_consented", "2024-05-01T12:00:00,5Z", false},
+		{"date_consented", "2024-05-01T1:00:00Z", false},
+		{"date_consented", "2024-05-01T12:00:00+2:00", false},
 		{"date_consented", "", false},
 		{"date_consented", "yesterday", false},
 	}
@@ -68,11 +75,16 @@ func TestSameDate(t *testing.T) {
 	}
 }
 
+// rfc3339Grammar is RFC 3339's full-date and date-time (section 5.6, with
+// an upper-case T and Z, as the API takes them): offsets at most ±23:59.
+var rfc3339Grammar = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$`)
+
 // FuzzDate checks the date validator: it never panics, accepts only what
 // parses, names the field in its errors, and every accepted value denotes
 // an instant that survives formatting and parsing again.
 func FuzzDate(f *testing.F) {
-	for _, s := range []string{"1980-05-17", "2024-05-01T12:00:00+02:00", "2024-05-01T12:00:00.123456789Z", "2024-02-30", "9999-12-31T23:59:59-23:59", "", "T", "0000-00-00"} {
+	for _, s := range []string{"1980-05-17", "2024-05-01T12:00:00+02:00", "2024-05-01T12:00:00.123456789Z", "2024-02-30", "9999-12-31T23:59:59-23:59", "", "T", "0000-00-00",
+		"2024-05-01T12:00:00+24:00", "2024-05-01T12:00:00+00:60", "2024-05-01T12:00:00,5Z", "2024-05-01T1:00:00Z", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00+0200"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -87,6 +99,9 @@ func FuzzDate(f *testing.F) {
 			d, perr := ParseDate(s)
 			if perr != nil {
 				t.Fatalf("checkDate accepted %q but ParseDate fails: %v", s, perr)
+			}
+			if !rfc3339Grammar.MatchString(s) {
+				t.Fatalf("checkDate accepted %q, which RFC 3339's grammar does not allow", s)
 			}
 			if field == "bday" && (d.Year() < MinBdayYear || d.Year() > MaxBdayYear) {
 				t.Fatalf("bday %q accepted with year %d", s, d.Year())

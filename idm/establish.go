@@ -151,10 +151,13 @@ func (h *Handler) linkOfClaims(ctx context.Context, c LinkClaims, token string) 
 
 // decodePatient reads a FHIR Patient resource and returns the value and
 // system of its first identifier. Anything that is not a Patient is a 406,
-// except a body over the size limit (413). The Content-Type is not
-// checked: the body is judged by what it holds (FHIR clients send
-// application/fhir+json, older ones application/json+fhir).
+// except a body over the size limit (413) and one whose Content-Type is
+// not JSON (415): FHIR clients send application/fhir+json, older ones
+// application/json+fhir, others application/json.
 func (h *Handler) decodePatient(w http.ResponseWriter, r *http.Request) (value, system string, err error) {
+	if err := RequireMediaType(r, "application/fhir+json", "application/json+fhir", "application/json"); err != nil {
+		return "", "", err
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		var mb *http.MaxBytesError

@@ -72,7 +72,14 @@ type Config struct {
 	// LinkTTL is the lifetime of a minted link JWT; 0 means
 	// [DefaultLinkTTL].
 	LinkTTL time.Duration
+	// MaxActiveLinks bounds the links of one subject that can still be
+	// established (not revoked, not established, not expired): creating
+	// another is a 409. 0 means [DefaultMaxActiveLinks].
+	MaxActiveLinks int
 }
+
+// DefaultMaxActiveLinks is the default of [Config.MaxActiveLinks].
+const DefaultMaxActiveLinks = 20
 
 // Handler serves the IDM API: subjects, enrolment links, audit trails and
 // POST /establish (see API.md). It is an [http.Handler] over an [Mux]; a
@@ -89,8 +96,10 @@ type Handler struct {
 	now     func() time.Time
 	maxBody int64
 	linkTTL time.Duration
-	mux     *Mux
-	audits  *AuditWriter
+	// maxLinks is Config.MaxActiveLinks with its default.
+	maxLinks int
+	mux      *Mux
+	audits   *AuditWriter
 }
 
 // NewHandler validates c, fills in its defaults and returns the API handler.
@@ -106,16 +115,22 @@ func NewHandler(c Config) (*Handler, error) {
 		return nil, fmt.Errorf("idm: NewHandler: Config.MaxBodyBytes is negative (%d)", c.MaxBodyBytes)
 	case c.LinkTTL < 0:
 		return nil, fmt.Errorf("idm: NewHandler: Config.LinkTTL is negative (%s)", c.LinkTTL)
+	case c.MaxActiveLinks < 0:
+		return nil, fmt.Errorf("idm: NewHandler: Config.MaxActiveLinks is negative (%d)", c.MaxActiveLinks)
 	}
 	h := &Handler{
-		store:   c.Store,
-		tokens:  c.LinkTokens,
-		authn:   c.Authenticate,
-		log:     c.Logger,
-		now:     c.Now,
-		maxBody: c.MaxBodyBytes,
-		linkTTL: c.LinkTTL,
-		mux:     NewMux(),
+		store:    c.Store,
+		tokens:   c.LinkTokens,
+		authn:    c.Authenticate,
+		log:      c.Logger,
+		now:      c.Now,
+		maxBody:  c.MaxBodyBytes,
+		linkTTL:  c.LinkTTL,
+		maxLinks: c.MaxActiveLinks,
+		mux:      NewMux(),
+	}
+	if h.maxLinks == 0 {
+		h.maxLinks = DefaultMaxActiveLinks
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -462,6 +477,32 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// optionalPaging reads the paging parameters of a list that answers
+// everything when none is given: paged reports whether offset or perpage
+// is there (then with [queryParams.paging]'s defaults and limits).
+func optionalPaging(r *http.Request) (paged bool, offset, perpage int, err error) {
+	if r.URL.RawQuery == "" {
+		return false, 0, 0, nil
+	}
+	q, err := parseQuery(r)
+	if err != nil {
+		return false, 0, 0, err
+	}
+	if !q.v.Has("offset") && !q.v.Has("perpage") {
+		return false, 0, 0, nil
+	}
+	offset, perpage, err = q.paging()
+	return err == nil, offset, perpage, err
+}
+
+// page returns the items of s from offset, at most perpage of them.
+func page[T any](s []T, offset, perpage int) []T {
+	if offset >= len(s) {
+		return []T{}
+	}
+	return s[offset:min(len(s), offset+perpage)]
 }
 
 // pageBody is the answer of the list endpoints: a page and the total count.

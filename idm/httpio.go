@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -52,8 +54,15 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // writeJSONBytes writes body, JSON the caller encoded, with the headers of
 // every JSON answer: the content type, nosniff, and no-store unless the
-// handler chose its own caching.
+// handler chose its own caching. An answer is always valid UTF-8: bytes
+// that are not (a stored value from a migrated or hand-edited record,
+// written verbatim as a subject's additional field or an audit record's
+// old and new values) become \ufffd, as encoding/json writes them in
+// strings (see [validUTF8JSON]).
 func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	if !utf8.Valid(body) {
+		body = validUTF8JSON(body)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -62,6 +71,25 @@ func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// validUTF8JSON returns b, JSON, with every byte that is not part of a
+// valid UTF-8 sequence replaced by the escape \ufffd, one per byte, as
+// encoding/json replaces them in the strings it writes. JSON's own syntax
+// is ASCII, so such bytes stand inside strings, where the escape keeps the
+// JSON valid.
+func validUTF8JSON(b []byte) []byte {
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, `\ufffd`...)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
 
 // WriteData writes {"data": v} with the given status.
@@ -91,17 +119,18 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 }
 
 // DecodeJSON reads r's body as one JSON value into dst. The body may be at
-// most maxBytes long (0 means [DefaultMaxBodyBytes]); it must be valid UTF-8,
-// nest no deeper than [MaxJSONDepth], carry no fields that dst lacks, and hold
-// nothing after the value. A Content-Type other than application/json is
-// refused with [ErrUnsupportedMedia] (a missing one is accepted). Every
-// failure is an [*Error] whose message says what is wrong.
+// most maxBytes long (0 means [DefaultMaxBodyBytes]); it must follow the
+// rules of [UnmarshalJSON] (valid UTF-8, nesting no deeper than
+// [MaxJSONDepth], no duplicate keys, exact field names, finite numbers, no
+// lone surrogates, nothing after the value). The request must say
+// "Content-Type: application/json" (see [RequireMediaType]); any other or
+// none is refused with [ErrUnsupportedMedia] before the body is read, so
+// that a cross-site form post (which can only send form and text/plain
+// bodies without a preflight) is never acted upon. Every failure is an
+// [*Error] whose message says what is wrong.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return E(ErrUnsupportedMedia, "the request body must be JSON (Content-Type: application/json)")
-		}
+	if err := RequireMediaType(r, "application/json"); err != nil {
+		return err
 	}
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBodyBytes
@@ -117,8 +146,38 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 	return UnmarshalJSON(body, dst)
 }
 
-// UnmarshalJSON decodes body into dst with the rules of [DecodeJSON] (valid
-// UTF-8, bounded nesting, no unknown fields, nothing trailing).
+// RequireMediaType checks that r's Content-Type is one of the media types
+// given (lower case), optionally with a UTF-8 charset parameter
+// ("application/json; charset=utf-8"). A missing or other Content-Type,
+// or another charset, is a 415 [*Error] naming the first type; only a
+// request without a body (Content-Length: 0) may omit it, so that the
+// decoder answers that the body is empty.
+func RequireMediaType(r *http.Request, types ...string) error {
+	refused := func() error {
+		return E(ErrUnsupportedMedia, fmt.Sprintf("the request body must be JSON (Content-Type: %s)", types[0]))
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		if r.ContentLength == 0 {
+			return nil
+		}
+		return refused()
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !slices.Contains(types, mt) {
+		return refused()
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return E(ErrUnsupportedMedia, fmt.Sprintf("the request body must be UTF-8, not charset %q", clip(cs)))
+	}
+	return nil
+}
+
+// UnmarshalJSON decodes body into dst with the rules of [DecodeJSON], the
+// one decoder rule of every request body: valid UTF-8, bounded nesting,
+// nothing trailing, no key twice in an object (at any depth), struct
+// fields named exactly (no case variants, no unknown fields), finite
+// numbers, and string escapes that are valid UTF-16 (no lone surrogates).
 func UnmarshalJSON(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return E(ErrInvalid, "request body is empty")
@@ -133,6 +192,11 @@ func UnmarshalJSON(body []byte, dst any) error {
 	}
 	if err := checkDepth(body, MaxJSONDepth); err != nil {
 		return err
+	}
+	if json.Valid(body) { // else the decoder below says what is malformed
+		if err := checkStrict(body, reflect.TypeOf(dst)); err != nil {
+			return err
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -219,10 +283,14 @@ func checkDepth(b []byte, max int) error {
 	return nil
 }
 
-// Mux is an [http.ServeMux] whose answers for unknown paths (404) and wrong
-// methods (405, with Allow) are the JSON error envelope, with the original's
-// messages "Not Found" and "Method Not Allowed". Every handler package serves
-// its routes through a Mux, and a host may use one as its root mux.
+// Mux is an [http.ServeMux] whose own answers are the JSON error envelope
+// too: unknown paths (404) and wrong methods (405, with Allow) with the
+// original's messages "Not Found" and "Method Not Allowed", and the
+// redirects to a cleaned path ("//subject", "/subject/../user") or to a
+// pattern's trailing slash, which keep their status and Location but carry
+// {"error":{"status":3xx,"message":"..."}} instead of ServeMux's HTML.
+// Every handler package serves its routes through a Mux, and a host may
+// use one as its root mux.
 type Mux struct {
 	*http.ServeMux
 }
@@ -231,33 +299,49 @@ type Mux struct {
 func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
 
 // ServeHTTP dispatches the request to the handler whose pattern matches it;
-// requests that match no pattern get a JSON 404 or 405.
+// what ServeMux answers itself (no pattern matches) is a JSON envelope.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := m.Handler(r)
-	if pattern != "" {
+	if pattern != "" && reflect.TypeOf(h) != redirectHandlerType {
 		m.ServeMux.ServeHTTP(w, r)
 		return
 	}
-	// No pattern: ServeMux would answer 404, 405 or a redirect to a cleaned
-	// path. Let it write into a recorder and translate 404 and 405.
+	// No pattern, or ServeMux's redirect to a cleaned path or a trailing
+	// slash (which comes with the pattern of its target): ServeMux would
+	// answer 404, 405 or the redirect with a text or HTML body. Let it
+	// write into a recorder and answer in JSON with the same status.
 	rec := &fallbackRecorder{header: http.Header{}}
 	h.ServeHTTP(rec, r)
-	switch rec.status {
-	case http.StatusNotFound:
+	switch status := rec.status; {
+	case status == http.StatusNotFound:
 		WriteError(w, r, nil, E(ErrNotFound, "Not Found"))
-	case http.StatusMethodNotAllowed:
+	case status == http.StatusMethodNotAllowed:
 		if allow := rec.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
 		WriteError(w, r, nil, E(ErrMethodNotAllowed, "Method Not Allowed"))
-	default:
-		for k, v := range rec.header {
-			w.Header()[k] = v
+	case status >= 300 && status < 400:
+		msg := http.StatusText(status)
+		if loc := rec.header.Get("Location"); loc != "" {
+			w.Header().Set("Location", loc)
+			msg = fmt.Sprintf("%s: the canonical path is %s", msg, clip(loc))
 		}
-		w.WriteHeader(rec.status)
-		_, _ = w.Write(rec.body.Bytes())
+		WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Status: status, Message: msg}})
+	default: // ServeMux answers nothing else today
+		if status < 400 {
+			status = http.StatusInternalServerError
+		}
+		msg := http.StatusText(status)
+		if status >= 500 {
+			msg = "internal error"
+		}
+		WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Status: status, Message: msg}})
 	}
 }
+
+// redirectHandlerType is the type of the handlers [http.RedirectHandler]
+// returns, which ServeMux uses for its redirects.
+var redirectHandlerType = reflect.TypeOf(http.RedirectHandler("/", http.StatusFound))
 
 // fallbackRecorder captures what ServeMux's built-in 404/405/redirect
 // handlers write.

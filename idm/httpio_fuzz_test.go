@@ -53,6 +53,110 @@ func jsonDepth(b []byte) int {
 	}
 }
 
+// hasDuplicateKey reports whether an object in b, which must be valid JSON,
+// holds a key twice (keys compared after decoding their escapes).
+func hasDuplicateKey(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		keys   map[string]bool
+		object bool
+		key    bool // the next string token of an object is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true
+				}
+				stack = append(stack, &frame{keys: map[string]bool{}, object: d == '{', key: d == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if top == nil || !top.object {
+			continue
+		}
+		if top.key {
+			k := tok.(string)
+			if top.keys[k] {
+				return true
+			}
+			top.keys[k] = true
+			top.key = false
+			continue
+		}
+		top.key = true
+	}
+}
+
+// hasLoneSurrogate reports whether a string in b, which must be valid JSON,
+// has a \u escape of a UTF-16 surrogate that is not part of an escaped
+// pair (a high one directly followed by a low one).
+func hasLoneSurrogate(b []byte) bool {
+	inString := false
+	pendingHigh := false // the previous escape was a high surrogate
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			if pendingHigh {
+				return true
+			}
+			inString = false
+		case '\\':
+			if b[i+1] != 'u' {
+				if pendingHigh {
+					return true
+				}
+				i++
+				continue
+			}
+			var u uint64
+			for _, h := range b[i+2 : i+6] {
+				u <<= 4
+				switch {
+				case h >= '0' && h <= '9':
+					u |= uint64(h - '0')
+				case h >= 'a' && h <= 'f':
+					u |= uint64(h-'a') + 10
+				default:
+					u |= uint64(h-'A') + 10
+				}
+			}
+			i += 5
+			high, low := u >= 0xd800 && u < 0xdc00, u >= 0xdc00 && u < 0xe000
+			switch {
+			case pendingHigh && low:
+				pendingHigh = false
+			case pendingHigh || low:
+				return true
+			default:
+				pendingHigh = high
+			}
+		default:
+			if pendingHigh {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // checkClientError checks that err is a client error with the given status
 // whose message is for humans, not encoding/json's own text.
 func checkClientError(t *testing.T, err error, status int, body []byte) {
@@ -73,15 +177,19 @@ func checkClientError(t *testing.T, err error, status int, body []byte) {
 // FuzzUnmarshalJSON checks idm.UnmarshalJSON, the decoder under every JSON
 // request body, against encoding/json: it accepts exactly the bodies that
 // are one JSON value other than null, valid UTF-8, nested at most
-// idm.MaxJSONDepth deep and decodable into the destination, decodes them as
-// json.Unmarshal does, refuses unknown fields of a struct, and answers
-// everything else with a 400 whose message is its own.
+// idm.MaxJSONDepth deep, free of duplicate keys and of lone surrogate
+// escapes, and decodable into the destination, decodes them as
+// json.Unmarshal does, refuses unknown fields of a struct and fields named
+// in another case, and answers everything else with a 400 whose message is
+// its own.
 func FuzzUnmarshalJSON(f *testing.F) {
 	// More seeds, one per edge, are in testdata/fuzz/FuzzUnmarshalJSON.
 	for _, s := range []string{
 		`{"username":"a@example.org","password":"pw","admin":true,"n":3,"tags":["x"],"extra":{"k":[1,null]}}`,
 		`{"n":"not a number"}`, `null`, `[]`, `{"a":1}{"b":2}`, `{"a":"\ud800"}`, "{\"a\":\"\xff\"}",
 		strings.Repeat("[", 33) + strings.Repeat("]", 33), `{"a":"\\\"[{"}`, ``, `{"a":1,}`, "\x00",
+		`{"admin":false,"ADMIN":true}`, `{"admin":false,"admin":true}`, `{"extra":{"k":1,"k":2}}`, `{"n":1e999}`,
+		`{"a":"\ud83d\ude00"}`, `{"a":"\udc00"}`, `{"a":"\ud800\u0041"}`, `{"a\u0064min":true,"admin":false}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -92,7 +200,8 @@ func FuzzUnmarshalJSON(f *testing.F) {
 		refErr := json.Unmarshal(body, &ref)
 		// A top-level null is refused: a struct would stay untouched.
 		null := bytes.Equal(bytes.TrimSpace(body), []byte("null"))
-		want := len(bytes.TrimSpace(body)) > 0 && !null && utf8.Valid(body) && refErr == nil && jsonDepth(body) <= idm.MaxJSONDepth
+		want := len(bytes.TrimSpace(body)) > 0 && !null && utf8.Valid(body) && refErr == nil && jsonDepth(body) <= idm.MaxJSONDepth &&
+			!hasDuplicateKey(body) && !hasLoneSurrogate(body)
 		switch {
 		case err == nil && !want:
 			t.Fatalf("%q accepted (json.Unmarshal: %v, depth %d)", body, refErr, jsonDepth(body))
@@ -123,7 +232,7 @@ func FuzzUnmarshalJSON(f *testing.F) {
 			for k := range members {
 				known := false
 				for _, f := range fuzzPayloadFields {
-					known = known || strings.EqualFold(k, f)
+					known = known || k == f // exactly: no case variants
 				}
 				if !known {
 					t.Fatalf("%q accepted with the unknown field %q", body, k)
@@ -134,7 +243,8 @@ func FuzzUnmarshalJSON(f *testing.F) {
 }
 
 // FuzzDecodeJSON checks idm.DecodeJSON, which reads a request body: a
-// Content-Type that is not JSON is a 415 before anything is read, a body
+// Content-Type other than application/json (or none, with a body) is a 415
+// before anything is read, a body
 // over the limit is a 413, and any other body gets exactly
 // idm.UnmarshalJSON's answer.
 func FuzzDecodeJSON(f *testing.F) {
@@ -142,6 +252,12 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(`{"username":"a@example.org"}`), "application/json", uint16(0))
 	f.Add([]byte(`{"username":"a@example.org"}`), "text/plain", uint16(0))
 	f.Add([]byte(`{"username":"a@example.org"}`), "application/json", uint16(10))
+	f.Add([]byte(`{"username":"a@example.org"}`), "", uint16(0))
+	f.Add([]byte(``), "", uint16(0))
+	f.Add([]byte(`{"username":"a@example.org"}`), "application/json; charset=UTF-8", uint16(0))
+	f.Add([]byte(`{"username":"a@example.org"}`), "application/json; charset=latin1", uint16(0))
+	f.Add([]byte(`{"username":"a@example.org"}`), "application/fhir+json", uint16(0))
+	f.Add([]byte(`username=a`), "application/x-www-form-urlencoded", uint16(0))
 	f.Fuzz(func(t *testing.T, body []byte, contentType string, limit uint16) {
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		if contentType != "" {
@@ -151,15 +267,19 @@ func FuzzDecodeJSON(f *testing.F) {
 		var got fuzzPayload
 		err := idm.DecodeJSON(w, r, int64(limit), &got)
 
-		if contentType != "" {
-			mt, _, perr := mime.ParseMediaType(contentType)
-			if perr != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-				checkClientError(t, err, http.StatusUnsupportedMediaType, body)
-				if rest, _ := io.ReadAll(r.Body); len(rest) != len(body) {
-					t.Fatalf("Content-Type %q: the body was read before it was refused", contentType)
-				}
-				return
+		// Only application/json (charset UTF-8 at most) is read; a body
+		// without a Content-Type is refused too, an empty one is not.
+		mt, params, perr := mime.ParseMediaType(contentType)
+		cs, hasCharset := params["charset"]
+		badType := contentType == "" && len(body) > 0 ||
+			contentType != "" && (perr != nil || mt != "application/json" ||
+				hasCharset && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8"))
+		if badType {
+			checkClientError(t, err, http.StatusUnsupportedMediaType, body)
+			if rest, _ := io.ReadAll(r.Body); len(rest) != len(body) {
+				t.Fatalf("Content-Type %q: the body was read before it was refused", contentType)
 			}
+			return
 		}
 		max := int(limit)
 		if max == 0 {

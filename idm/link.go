@@ -89,6 +89,9 @@ func (h *Handler) createLink(w http.ResponseWriter, r *http.Request, p *Principa
 	if s.DateConsented == "" {
 		return E(ErrPrecondition, "Subject has not yet been consented")
 	}
+	if err := h.checkLinkLimit(ctx, s.SSSID); err != nil {
+		return err
+	}
 	now := h.clock()
 	// The link's issuer, audience and algorithm are fixed at creation, as
 	// the original service had them: its token is always minted with them.
@@ -102,10 +105,46 @@ func (h *Handler) createLink(w http.ResponseWriter, r *http.Request, p *Principa
 	return nil
 }
 
+// activeLink reports whether a link can still be established at now: not
+// revoked, not established and not past its exp (a link whose JWT was not
+// minted yet has none).
+func activeLink(l Link, now time.Time) bool {
+	return l.Revoked.IsZero() && !established(l) && (l.Exp == 0 || now.Unix() < l.Exp)
+}
+
+// checkLinkLimit refuses a new link for the subject with a 409 while it has
+// [Config.MaxActiveLinks] active links (see activeLink), so that staff
+// actions cannot make a subject's links grow without bound. Two creations
+// at the same moment may both pass it: the limit bounds growth, it is not
+// an exact count.
+func (h *Handler) checkLinkLimit(ctx context.Context, sssid string) error {
+	links, err := h.store.LinksForSubjects(ctx, sssid)
+	if err != nil {
+		return fmt.Errorf("links of subject: %w", err)
+	}
+	now := h.clock()
+	n := 0
+	for _, l := range links {
+		if activeLink(l, now) {
+			n++
+		}
+	}
+	if n >= h.maxLinks {
+		return E(ErrConflict, fmt.Sprintf("this subject has %d active links, the most allowed; revoke one or let one expire first", n))
+	}
+	return nil
+}
+
 // listLinks serves GET /subject/{sssid}/links: the subject's links that
-// are not revoked, oldest first.
+// are not revoked, oldest first. With a paging parameter (offset, perpage)
+// the answer is that page and the total count; without one, every link,
+// as the frontend expects.
 func (h *Handler) listLinks(w http.ResponseWriter, r *http.Request, _ *Principal) error {
 	ctx := r.Context()
+	paged, offset, perpage, err := optionalPaging(r)
+	if err != nil {
+		return err
+	}
 	s, err := h.store.FindSubject(ctx, r.PathValue("sssid"))
 	if err != nil {
 		return notFound(fmt.Errorf("find subject: %w", err))
@@ -118,6 +157,10 @@ func (h *Handler) listLinks(w http.ResponseWriter, r *http.Request, _ *Principal
 	// them from usable ones, and the frontend reuses the first link whose
 	// exp is still ahead instead of creating a new one.
 	links = slices.DeleteFunc(links, func(l Link) bool { return !l.Revoked.IsZero() })
+	if paged {
+		WriteJSON(w, http.StatusOK, pageBody[linkDoc]{Data: linkDocs(page(links, offset, perpage)), Total: len(links)})
+		return nil
+	}
 	WriteData(w, http.StatusOK, linkDocs(links))
 	return nil
 }

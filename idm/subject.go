@@ -102,6 +102,27 @@ func validExtraKey(key string) bool {
 	return true
 }
 
+// reservedExtraKeys are names an additional field may not take in any
+// case: the known fields, and the internal names of a record (its id and
+// revision). A key that differs from one of them only in case ("Name",
+// "SSSID", "ID") would shadow it for a reader that matches names
+// case-insensitively, as encoding/json does.
+var reservedExtraKeys = [...]string{
+	keySSSID, keyName, keyBday, keyEmail, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn,
+	keyCreated, keyChanged, "id", "rev",
+}
+
+// reservedExtraKey returns the reserved name that key equals in another
+// case, or "" when key is free.
+func reservedExtraKey(key string) string {
+	for _, r := range reservedExtraKeys {
+		if strings.EqualFold(key, r) {
+			return r
+		}
+	}
+	return ""
+}
+
 // subjectField is one member of a subject body: a known string field
 // (str), an additional field (raw, compact JSON), or a null.
 type subjectField struct {
@@ -138,6 +159,11 @@ func subjectFields(members []objectField) ([]subjectField, error) {
 			}
 			fields = append(fields, subjectField{key: m.key, known: true, null: m.isNull(), str: s})
 		case validExtraKey(m.key):
+			if r := reservedExtraKey(m.key); r == m.key {
+				return nil, E(ErrInvalid, fmt.Sprintf("invalid field name %q: the name is reserved", m.key))
+			} else if r != "" {
+				return nil, E(ErrInvalid, fmt.Sprintf("invalid field name %q: it differs from the field %q only in case", m.key, r))
+			}
 			if m.raw[0] == '"' {
 				if _, err := m.str(MaxStringLen); err != nil {
 					return nil, err

@@ -21,6 +21,8 @@ func FuzzSubjectBody(f *testing.F) {
 		`{"sssid": 12}`,
 		`"just a string"`,
 		`{"a":1}{"b":2}`,
+		`{"sssid": "S-1", "SSSID": "S-2"}`, `{"Name": "x"}`, `{"id": "x", "Rev": 3}`, `{"x": 1e999}`, `{"x": "\ud800"}`,
+		`{"x": {"k": 1, "k": 2}}`, `{"Date_Consented": "2024-05-01"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -31,6 +33,11 @@ func FuzzSubjectBody(f *testing.F) {
 				t.Fatalf("error %v has status %d", err, StatusOf(err))
 			}
 			return
+		}
+		for _, f := range fields {
+			if !f.known && reservedExtraKey(f.key) != "" {
+				t.Fatalf("additional field %q accepted: it shadows %q", f.key, reservedExtraKey(f.key))
+			}
 		}
 		s := newSubjectFromBody(fields)
 		out, err := json.Marshal(subjectDoc(s))

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // subjectJSON renders subjects as the API's JSON objects in one pass, into
@@ -15,7 +16,8 @@ import (
 // then the additional fields sorted by key; keys appear only when set, and
 // the internal ID never. The output is exactly what encoding/json makes of
 // a [subjectDoc] (strings escaped by encoding/json, HTML characters and
-// U+2028/U+2029 included; additional values compacted and HTML-escaped),
+// U+2028/U+2029 included; additional values compacted and HTML-escaped,
+// bytes that are not UTF-8 written as \ufffd),
 // without encoding/json parsing every object again as it does with the
 // output of a MarshalJSON method. A string that encoding/json would write
 // as it is, between quotes, is written so directly (see [jsonVerbatim]).
@@ -168,8 +170,14 @@ func (j *subjectJSON) subject(s *Subject) {
 			if json.Compact(&j.scratch, s.Extra[k]) != nil {
 				continue
 			}
+			v := j.scratch.Bytes()
+			if !utf8.Valid(v) {
+				// Bytes that are not UTF-8 become \ufffd, as encoding/json
+				// writes them in strings.
+				v = validUTF8JSON(v)
+			}
 			j.key(k)
-			json.HTMLEscape(&j.buf, j.scratch.Bytes())
+			json.HTMLEscape(&j.buf, v)
 		}
 	}
 	j.buf.WriteByte('}')

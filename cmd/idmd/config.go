@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/mail"
 	"net/netip"
 	"net/url"
@@ -48,7 +49,10 @@ type config struct {
 	RateLimit      rate.Limit
 	RateBurst      int
 	// Usernames is the rule for new usernames (IDM_USERNAME_MIXED_SCRIPTS).
-	Usernames idm.UsernameRule
+	Usernames    idm.UsernameRule
+	MetricsAddr  string // "" when metrics are off
+	MetricsToken []byte // nil: no bearer token required on the metrics listener
+	MaxLinks     int    // active enrolment links per subject
 }
 
 // setting is one configuration value: its environment variable, its flag,
@@ -292,7 +296,64 @@ func settings() []*setting {
 				c.Usernames.AllowMixedScripts = v == "allow"
 				return nil
 			})},
+		{env: "IDM_METRICS_ADDR", flag: "metrics-addr", def: "127.0.0.1:9097", usage: "address of the separate listener that serves Prometheus /metrics (never the public one), or off",
+			apply: one(func(c *config, v string) error {
+				if v == "off" {
+					c.MetricsAddr = ""
+					return nil
+				}
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("must be host:port (e.g. 127.0.0.1:9097), or off")
+				}
+				c.MetricsAddr = v
+				return nil
+			})},
+		{env: "IDM_METRICS_TOKEN", flag: "metrics-token", usage: "bearer token Prometheus must send to the metrics listener (at least 16 bytes; unset: none); prefer IDM_METRICS_TOKEN_FILE", secret: true,
+			apply: one(func(c *config, v string) error { return setMetricsToken(c, v) })},
+		{env: "IDM_METRICS_TOKEN_FILE", flag: "metrics-token-file", usage: "file holding the metrics bearer token",
+			apply: one(func(c *config, v string) error {
+				if v == "" {
+					return nil
+				}
+				if c.MetricsToken != nil {
+					return errors.New("set either IDM_METRICS_TOKEN or IDM_METRICS_TOKEN_FILE, not both")
+				}
+				b, err := os.ReadFile(v)
+				if err != nil {
+					return fmt.Errorf("cannot read the file: %w", errors.Unwrap(err))
+				}
+				if err := setMetricsToken(c, strings.TrimRight(string(b), "\r\n")); err != nil {
+					return fmt.Errorf("the file's token is not valid: %w", err)
+				}
+				return nil
+			})},
+		{env: "IDM_MAX_LINKS", flag: "max-links", def: "20", usage: "enrolment links of one subject that may be active (not revoked, established or expired) at once",
+			apply: one(func(c *config, v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 10_000 {
+					return errors.New("must be a whole number from 1 to 10000")
+				}
+				c.MaxLinks = n
+				return nil
+			})},
 	}
+}
+
+// setMetricsToken sets the metrics bearer token from v ("" leaves it unset).
+func setMetricsToken(c *config, v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) < 16 {
+		return errors.New("must be at least 16 bytes long")
+	}
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f {
+			return errors.New("must not contain spaces or control characters")
+		}
+	}
+	c.MetricsToken = []byte(v)
+	return nil
 }
 
 // multiFlag collects a repeatable flag's values.
@@ -357,6 +418,9 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (*config, 
 		}
 		if c.LinkAudience == c.Audience {
 			return nil, &configError{s: find(ss, "IDM_LINK_AUDIENCE"), err: errors.New("must differ from IDM_AUDIENCE")}
+		}
+		if c.MetricsToken != nil && c.MetricsAddr == "" {
+			return nil, &configError{s: find(ss, "IDM_METRICS_TOKEN"), err: errors.New("is set but IDM_METRICS_ADDR is off")}
 		}
 		if c.SMTPURL != "" && c.MailFrom == "" {
 			return nil, &configError{s: find(ss, "IDM_MAIL_FROM"), err: errors.New("is required when IDM_SMTP_URL is set")}

@@ -50,13 +50,15 @@ func TestMain(m *testing.M) {
 
 // proc is a running idmd process.
 type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	url    string
-	mu     sync.Mutex
-	log    bytes.Buffer
-	exited chan struct{}
-	err    error
+	t   *testing.T
+	cmd *exec.Cmd
+	url string
+	// metricsURL is the base URL of the metrics listener ("" when off).
+	metricsURL string
+	mu         sync.Mutex
+	log        bytes.Buffer
+	exited     chan struct{}
+	err        error
 }
 
 // baseEnv is the environment every idmd of the tests gets: a data file in a
@@ -68,11 +70,15 @@ func baseEnv(t *testing.T) []string {
 		"HOME=" + t.TempDir(),
 		"IDM_DB=" + filepath.Join(t.TempDir(), "idm.db"),
 		"IDM_ADDR=127.0.0.1:0",
+		"IDM_METRICS_ADDR=127.0.0.1:0",
 		"IDM_LOG_FORMAT=json",
 	}
 }
 
-var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+var (
+	listening      = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+	metricsServing = regexp.MustCompile(`"msg":"serving metrics","addr":"([^"]+)"`)
+)
 
 // start runs idmd serve with env and waits until it listens.
 func start(t *testing.T, env []string, args ...string) *proc {
@@ -83,7 +89,7 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	stderr, err := p.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, p.cmd.Start())
-	addr := make(chan string, 1)
+	addr, metricsAddr := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -92,6 +98,9 @@ func start(t *testing.T, env []string, args ...string) *proc {
 			p.mu.Lock()
 			p.log.WriteString(line + "\n")
 			p.mu.Unlock()
+			if m := metricsServing.FindStringSubmatch(line); m != nil {
+				metricsAddr <- m[1] // logged before "listening"
+			}
 			if m := listening.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}
@@ -108,6 +117,11 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	select {
 	case a := <-addr:
 		p.url = "http://" + a
+		select {
+		case m := <-metricsAddr:
+			p.metricsURL = "http://" + m
+		default:
+		}
 	case <-p.exited:
 		t.Fatalf("idmd exited before listening: %v\n%s", p.err, p.logs())
 	case <-time.After(30 * time.Second):
@@ -251,7 +265,12 @@ func TestEndToEnd(t *testing.T) {
 	// Operations: status and metrics.
 	r = call(t, "GET", base+"/status", "", "")
 	require.JSONEq(t, `{"data":{"db":"ok","mail":"ok","link_secret":"ok","audit_log":"ok"}}`, string(r.body))
+	// Metrics are on their own listener; the public one has no /metrics.
 	r = call(t, "GET", base+"/metrics", "", "")
+	require.Equal(t, http.StatusNotFound, r.status)
+	require.JSONEq(t, `{"error":{"status":404,"message":"Not Found"}}`, string(r.body))
+	require.NotEmpty(t, p.metricsURL)
+	r = call(t, "GET", p.metricsURL+"/metrics", "", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, string(r.body), `idm_logins_total{outcome="success"} 1`)
 	require.Contains(t, string(r.body), `idm_reset_events_total{event="requested"} 1`)
@@ -315,6 +334,9 @@ func TestConfigErrors(t *testing.T) {
 		{"link secret equal to the staff secret", []string{"IDM_SECRET=an-hmac-secret-of-more-than-32-bytes!!", "IDM_LINK_SECRET=an-hmac-secret-of-more-than-32-bytes!!"}, nil, "invalid IDM_LINK_SECRET (-link-secret)"},
 		{"link secret twice", []string{"IDM_LINK_SECRET=super-duper-secret", "IDM_LINK_SECRET_FILE=/dev/null"}, nil, "invalid IDM_LINK_SECRET_FILE (-link-secret-file)"},
 		{"previous link secrets without a link secret", []string{"IDM_LINK_SECRET_PREVIOUS_FILE=/etc/hostname"}, nil, "invalid IDM_LINK_SECRET_PREVIOUS_FILE (-link-secret-previous-file)"},
+		{"bad metrics address", []string{"IDM_METRICS_ADDR=9097"}, nil, "invalid IDM_METRICS_ADDR (-metrics-addr)"},
+		{"short metrics token", []string{"IDM_METRICS_TOKEN=short"}, nil, "invalid IDM_METRICS_TOKEN (-metrics-token)"},
+		{"metrics token without listener", []string{"IDM_METRICS_ADDR=off", "IDM_METRICS_TOKEN=0123456789abcdef0123"}, nil, "invalid IDM_METRICS_TOKEN (-metrics-token)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := append(baseEnv(t), tc.env...)

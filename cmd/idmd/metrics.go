@@ -1,9 +1,14 @@
 package main
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/c3-pro/idm/idm"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -68,6 +73,33 @@ func (m *metrics) login(outcome string) { m.logins.WithLabelValues(outcome).Inc(
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// metricsHandler serves GET /metrics (prom) and nothing else, the JSON
+// 404 and 405 elsewhere. With a token, a scrape must carry
+// "Authorization: Bearer <token>"; others get a 401. It runs on the metrics
+// listener only: the counts (logins by outcome, reset links issued) tell
+// which accounts exist, so they never reach the public listener.
+func metricsHandler(prom http.Handler, token []byte) http.Handler {
+	mux := idm.NewMux()
+	if token == nil {
+		mux.Handle("GET /metrics", prom)
+		return mux
+	}
+	want := sha256.Sum256(token)
+	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		// Comparing digests keeps the comparison constant-time whatever
+		// the length of what the client sent.
+		sum := sha256.Sum256([]byte(got))
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="idm-metrics"`)
+			idm.WriteError(w, r, nil, idm.E(idm.ErrUnauthorized, "Authorization Required"))
+			return
+		}
+		prom.ServeHTTP(w, r)
+	}))
+	return mux
 }
 
 // metricMethod bounds the method label: any client can send any method, and

@@ -34,7 +34,8 @@ const (
 
 // service is a wired idmd: its root handler and what must be closed.
 type service struct {
-	handler http.Handler
+	handler http.Handler       // the public API
+	metrics http.Handler       // Prometheus /metrics, for the metrics listener only
 	reset   *resetflow.Handler // nil without mail
 	audit   *auditlog.Log      // checkpointed in the background while serving
 }
@@ -95,6 +96,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	}
 	apiH, err := idm.NewHandler(idm.Config{
 		Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log,
+		MaxActiveLinks: cfg.MaxLinks,
 	})
 	if err != nil {
 		return nil, err
@@ -115,12 +117,11 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	}
 	apiH.Install(mux.Handle)
 	(&health{store: store, mail: mail, linkSecret: linkStatus, audit: audit, timeout: pingTimeout}).install(mux.Handle)
-	mux.Handle("GET /metrics", m.handler())
 
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
 	h := http.MaxBytesHandler(observe(refuseLargeBodies(mux, idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
-	return &service{handler: h, reset: resetH, audit: audit}, nil
+	return &service{handler: h, metrics: metricsHandler(m.handler(), cfg.MetricsToken), reset: resetH, audit: audit}, nil
 }
 
 // loadKeys returns the signing keys the configuration names: PEM key files,
@@ -242,6 +243,15 @@ func serve(ctx context.Context, args []string, std stdio) int {
 		fmt.Fprintf(std.err, "idmd: cannot listen on IDM_ADDR (-addr) %s: %v\n", cfg.Addr, err)
 		return exitFail
 	}
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, svc.metrics, log)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(std.err, "idmd: cannot listen on IDM_METRICS_ADDR (-metrics-addr) %s: %v\n", cfg.MetricsAddr, err)
+			return exitFail
+		}
+		defer stopMetrics()
+	}
 	// What opening the store and wiring the service allocated and no longer
 	// needs goes back to the system before the first request.
 	releaseMemory(ctx, store, log)
@@ -286,4 +296,36 @@ func serve(ctx context.Context, args []string, std stdio) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// serveMetrics serves h (Prometheus /metrics) on a listener of its own at
+// addr, apart from the public API, and returns a function that stops it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }

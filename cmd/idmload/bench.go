@@ -50,6 +50,7 @@ const (
 
 var (
 	idmdListening  = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+	idmdMetrics    = regexp.MustCompile(`"msg":"serving metrics","addr":"([^"]+)"`)
 	floorListening = regexp.MustCompile(`(?m)^listening (\S+)$`)
 )
 
@@ -200,7 +201,7 @@ func (b *bench) setupChild(ctx context.Context, hash, password string) error {
 	b.logf("seeded in %v", time.Since(start).Round(time.Millisecond))
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + b.dir,
-		"IDM_DB=" + db, "IDM_ADDR=127.0.0.1:0", "IDM_LOG_FORMAT=json", "IDM_SHUTDOWN_GRACE=5s",
+		"IDM_DB=" + db, "IDM_ADDR=127.0.0.1:0", "IDM_METRICS_ADDR=127.0.0.1:0", "IDM_LOG_FORMAT=json", "IDM_SHUTDOWN_GRACE=5s",
 	}
 	if b.locals == nil {
 		// Without addresses of their own, all workers are one client:
@@ -214,7 +215,13 @@ func (b *bench) setupChild(ctx context.Context, hash, password string) error {
 	if err != nil {
 		return err
 	}
-	b.idmd.metrics = true
+	// idmd logs its metrics listener before "listening" (unless -idmd-env
+	// turned it off).
+	if log, err := os.ReadFile(b.idmd.logPath); err == nil {
+		if m := idmdMetrics.FindSubmatch(log); m != nil {
+			b.idmd.metrics = "http://" + string(m[1])
+		}
+	}
 	a := newAPI(b.idmd.base)
 	for _, acct := range accounts {
 		tok, err := a.login(ctx, acct, password)
@@ -229,7 +236,7 @@ func (b *bench) setupChild(ctx context.Context, hash, password string) error {
 // setupRemote logs in at -url and seeds the subjects that are missing over
 // HTTP.
 func (b *bench) setupRemote(ctx context.Context) error {
-	b.idmd = remoteServer(b.cfg.URL)
+	b.idmd = remoteServer(b.cfg.URL, b.cfg.MetricsURL)
 	b.fx = &fixture{prefix: "LOAD-", n: b.cfg.Subjects, accounts: []string{b.cfg.User}, password: b.cfg.Password}
 	a := newAPI(b.cfg.URL)
 	tok, err := a.login(ctx, b.cfg.User, b.cfg.Password)

@@ -23,13 +23,14 @@
 //
 //	idmload [flags]                  run the benchmark (see -h)
 //	idmload -soak 30m                run the mixed load for 30 minutes and report growth
-//	idmload -url http://host:9096 -user staff@example.org   benchmark a running idmd
+//	idmload -url http://host:9096 -metrics-url http://host:9097 -user staff@example.org   benchmark a running idmd
 //	idmload floor-server [-addr A]   the reference server (started by idmload itself)
 //
 // With -url, the password of -user comes from the environment variable
 // IDMLOAD_PASSWORD, subjects are seeded over HTTP (SSSIDs LOAD-00000 and
 // up, skipped when they exist) and memory figures come from the server's
-// /metrics.
+// /metrics on its metrics listener, given with -metrics-url (idmd serves
+// no /metrics on its public address).
 package main
 
 import (
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 type config struct {
 	IdmdPath      string         // idmd binary; "" builds one
 	URL           string         // an existing idmd; "" starts one
+	MetricsURL    string         // with URL: its metrics listener (IDM_METRICS_ADDR); "" for none
 	User          string         // staff account for -url
 	Password      string         // its password (IDMLOAD_PASSWORD)
 	Subjects      int            // subjects to seed
@@ -118,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.IdmdPath, "idmd", "", "idmd binary to run (default: CGO_ENABLED=0 go build ./cmd/idmd into a temporary directory)")
 	fs.StringVar(&c.URL, "url", "", "benchmark the idmd at this URL instead of starting one (password of -user in IDMLOAD_PASSWORD)")
+	fs.StringVar(&c.MetricsURL, "metrics-url", "", "with -url: the idmd's metrics listener (IDM_METRICS_ADDR), e.g. http://127.0.0.1:9097, for its memory figures")
 	fs.StringVar(&c.User, "user", "", "with -url: the staff account to log in with")
 	fs.IntVar(&c.Subjects, "subjects", 10000, "subjects to seed")
 	fs.IntVar(&c.Accounts, "accounts", 8, "staff accounts to seed (not with -url)")
@@ -165,12 +168,22 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (*c
 			return nil, fmt.Errorf("-idmd-env %q is not KEY=VALUE", kv)
 		}
 	}
+	if c.MetricsURL != "" && c.URL == "" {
+		return nil, errors.New("-metrics-url goes with -url (a started idmd's metrics listener is found in its log)")
+	}
 	if c.URL != "" {
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("-url %q is not an http(s) URL", c.URL)
 		}
 		c.URL = strings.TrimRight(c.URL, "/")
+		if c.MetricsURL != "" {
+			u, err := url.Parse(c.MetricsURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("-metrics-url %q is not an http(s) URL", c.MetricsURL)
+			}
+			c.MetricsURL = strings.TrimRight(c.MetricsURL, "/")
+		}
 		if c.IdmdPath != "" || len(c.IdmdEnv) > 0 {
 			return nil, errors.New("-url cannot be combined with -idmd or -idmd-env")
 		}

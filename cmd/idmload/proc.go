@@ -26,7 +26,7 @@ const clockTicks = 100
 type server struct {
 	name    string
 	base    string // http://host:port
-	metrics bool   // serves Prometheus /metrics (idmd)
+	metrics string // base URL of the listener that serves Prometheus /metrics (idmd's IDM_METRICS_ADDR); "" for none
 	cmd     *exec.Cmd
 	pid     int
 	logPath string
@@ -79,9 +79,10 @@ func startChild(ctx context.Context, name, path string, args, env []string, logP
 	}
 }
 
-// remoteServer is a running idmd at base.
-func remoteServer(base string) *server {
-	return &server{name: "idmd", base: base, metrics: true, client: &http.Client{Timeout: 5 * time.Second}}
+// remoteServer is a running idmd at base, its metrics listener at
+// metrics ("" when unknown).
+func remoteServer(base, metrics string) *server {
+	return &server{name: "idmd", base: base, metrics: metrics, client: &http.Client{Timeout: 5 * time.Second}}
 }
 
 // stop ends a child: SIGTERM, then SIGKILL after 10 s.
@@ -125,7 +126,7 @@ func (s *server) cpu(ctx context.Context) (time.Duration, error) {
 		}
 		return parseProcStat(b)
 	}
-	if !s.metrics {
+	if s.metrics == "" {
 		return 0, errors.New("no CPU figures")
 	}
 	v, err := s.metric(ctx, "process_cpu_seconds_total")
@@ -163,27 +164,27 @@ func (s *server) goroutines(ctx context.Context) (int, error) {
 
 // metric scrapes /metrics and returns the value of an unlabelled metric.
 func (s *server) metric(ctx context.Context, name string) (float64, error) {
-	if !s.metrics {
-		return 0, fmt.Errorf("%s has no /metrics", s.name)
+	if s.metrics == "" {
+		return 0, fmt.Errorf("%s has no /metrics (see -metrics-url)", s.name)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.metrics+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("reading %s/metrics: %w", s.base, err)
+		return 0, fmt.Errorf("reading %s/metrics: %w", s.metrics, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("reading %s/metrics: status %d", s.base, resp.StatusCode)
+		return 0, fmt.Errorf("reading %s/metrics: status %d", s.metrics, resp.StatusCode)
 	}
 	v, ok, err := parseMetric(resp.Body, name)
 	if err != nil {
-		return 0, fmt.Errorf("reading %s/metrics: %w", s.base, err)
+		return 0, fmt.Errorf("reading %s/metrics: %w", s.metrics, err)
 	}
 	if !ok {
-		return 0, fmt.Errorf("%s/metrics has no %s", s.base, name)
+		return 0, fmt.Errorf("%s/metrics has no %s", s.metrics, name)
 	}
 	return v, nil
 }
