@@ -275,6 +275,8 @@ func TestEndToEnd(t *testing.T) {
 	require.Contains(t, string(r.body), `idm_logins_total{outcome="success"} 1`)
 	require.Contains(t, string(r.body), `idm_reset_events_total{event="requested"} 1`)
 	require.Contains(t, string(r.body), `idm_http_requests_total{method="POST",route="POST /subject",status="201"} 1`)
+	require.Contains(t, string(r.body), `idm_audit_log_checkpoint_size `)
+	require.Contains(t, string(r.body), `idm_audit_log_checkpoint_age_seconds `)
 
 	// Request logs carry the route pattern and never names, emails or tokens.
 	logs := p.logs()

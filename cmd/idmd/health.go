@@ -51,7 +51,10 @@ func (h *health) install(handle func(pattern string, h http.Handler)) {
 			ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 			behind, err := h.audit.Behind(ctx)
 			cancel()
-			if err != nil || behind {
+			switch {
+			case err != nil:
+				status["audit_log"] = "error"
+			case behind:
 				status["audit_log"] = "behind"
 			}
 		}

@@ -99,7 +99,7 @@ func TestStoreOutageMongo(t *testing.T) {
 	r = call(t, "GET", p.url+"/healthz", "", "")
 	require.Equal(t, http.StatusOK, r.status, "liveness during the outage")
 	r = call(t, "GET", p.url+"/status", "", "")
-	require.JSONEq(t, `{"data":{"db":"error","mail":"disabled"}}`, string(r.body))
+	require.JSONEq(t, `{"data":{"db":"error","mail":"disabled","link_secret":"ok","audit_log":"error"}}`, string(r.body))
 	time.Sleep(outageLength - outageLength/2)
 
 	upBegin := time.Now()
