@@ -16,7 +16,7 @@ var benchRecords = flag.Int("auditlog.records", 10_000, "records in the log of B
 
 // BenchmarkVerify measures auditlog.Verify of a bbolt log of
 // -auditlog.records records (checkpointed every 10 000), per record.
-// `go test -run '^$' -bench Verify -benchtime 1x -auditlog.records 1000000 ./auditlog` is the 1 000 000-record run of
+// `go test ./auditlog -run '^$' -bench Verify -benchtime 1x -timeout 60m -args -auditlog.records=1000000` is the 1 000 000-record run of
 // docs/audit-log.md (TMPDIR=/dev/shm makes the seeding quicker).
 func BenchmarkVerify(b *testing.B) {
 	n := *benchRecords

@@ -10,6 +10,8 @@ import (
 	"github.com/c3-pro/idm/boltstore"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
+	"github.com/c3-pro/idm/internal/testmongo"
+	"github.com/c3-pro/idm/mongostore"
 	"github.com/c3-pro/idm/users"
 )
 
@@ -40,6 +42,15 @@ func TestCallerRecheckedAfterHashing(t *testing.T) {
 		{"memstore", func(*testing.T) idm.Store { return memstore.New() }},
 		{"boltstore", func(t *testing.T) idm.Store {
 			s, err := boltstore.Open(filepath.Join(t.TempDir(), "idm.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}},
+		{"mongostore", func(t *testing.T) idm.Store {
+			_, db := testmongo.DB(t)
+			s, err := mongostore.New(t.Context(), db)
 			if err != nil {
 				t.Fatal(err)
 			}
