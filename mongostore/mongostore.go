@@ -100,7 +100,8 @@ const (
 	collResets   = "reset_tokens"
 	collKeys     = "keys"
 	collMeta     = "meta"
-	collFailures = "login_failures"
+	collWindows  = "login_windows"
+	collAttempts = "login_attempts"
 	collTree     = "audit_tree"
 	collChecks   = "audit_checkpoints"
 )
@@ -113,8 +114,8 @@ type Store struct {
 	db      *mongo.Database
 	timeout time.Duration
 
-	users, subjects, links, audits, resets, keys, meta, failures *mongo.Collection
-	tree, checkpoints                                            *mongo.Collection
+	users, subjects, links, audits, resets, keys, meta *mongo.Collection
+	windows, attempts, tree, checkpoints               *mongo.Collection
 
 	closeOnce sync.Once
 	closeErr  error
@@ -283,7 +284,8 @@ func newStore(db *mongo.Database, cfg config) *Store {
 		resets:      coll(collResets),
 		keys:        coll(collKeys),
 		meta:        coll(collMeta),
-		failures:    coll(collFailures),
+		windows:     coll(collWindows),
+		attempts:    coll(collAttempts),
 		tree:        coll(collTree),
 		checkpoints: coll(collChecks),
 	}
@@ -338,6 +340,13 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.resets, []mongo.IndexModel{
 			index("user_id_created", false, false, "user_id", 1, "created", 1),
 			index("expires", false, false, "expires", 1),
+		}},
+		{s.windows, []mongo.IndexModel{
+			index("key_n_unique", true, false, "key", 1, "n", 1),
+			index("since", false, false, "since", 1),
+		}},
+		{s.attempts, []mongo.IndexModel{
+			index("window_i_unique", true, false, "window", 1, "i", 1),
 		}},
 	} {
 		// One index per command: FerretDB v1 panics (and drops the
