@@ -33,26 +33,8 @@ func (s *Store) Bootstrapped(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// The login-failure guard (RecordLoginFailure, ReserveLoginAttempt,
-// LoginFailures, ResetLoginFailures, PurgeLoginFailures) writes only by
-// inserting and deleting documents, never by updating one: on FerretDB v1 a
-// conditional update is atomic only among the requests of one connection,
-// whereas a unique index holds across all of them, so inserts bound the
-// count across every process that shares the database, on MongoDB and on
-// FerretDB alike.
-//
-// A key's counter is a chain of windows in the login_windows collection,
-// numbered n = 0, 1, 2, ... and unique on (key, n); the current window is
-// the one with the highest n. A window is open, cleared (by a success or an
-// unlock) or a purge's tombstone. Starting a window means inserting the next
-// n: of several concurrent callers exactly one wins, and the others use the
-// winner's window. Each failure (or reservation) is a document in
-// login_attempts that takes place i = 0, 1, 2, ... of its window, unique on
-// (window, i): a caller tries the places from the count it has seen upwards,
-// and the first insert that succeeds is its place. A reservation is refused
-// when places 0..max-1 are all taken. Places are taken in order (place i+1
-// only after place i exists), so the highest place of a window gives its
-// count and its latest failure.
+// The login-failure counters are written only by inserts and the purge's
+// deletes; the package documentation, "Login failures", explains how.
 
 // Window states (loginWindowRecord.State).
 const (
