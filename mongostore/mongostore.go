@@ -9,7 +9,7 @@
 //
 // Each aggregate has its own collection (names may carry a prefix, see
 // [WithCollectionPrefix]): users, subjects, links, audits, reset_tokens,
-// keys, meta and login_failures. The documents are this package's own record
+// keys, meta, login_windows and login_attempts. The documents are this package's own record
 // types; their field names are part of the on-disk format. Open and [New]
 // create the indexes they need, idempotently:
 //
@@ -24,7 +24,12 @@
 //   - reset_tokens: keyed by the token hash as _id, plus ("user_id",
 //     "created") and ("expires");
 //   - keys: keyed by name as _id; meta: the bootstrap marker document with
-//     _id "bootstrap"; login_failures: keyed by the account key as _id.
+//     _id "bootstrap";
+//   - login_windows: the windows of the login-failure counters, unique on
+//     ("key", "n"), plus ("since"); login_attempts: the failures, one
+//     document each, unique on ("window", "i") (see "Login failures").
+//     Earlier versions kept one document per key in login_failures, which
+//     is no longer read and may be dropped (counters then start afresh).
 //
 // # Consistency without transactions
 //
@@ -45,6 +50,28 @@
 // one, and when it matches nothing a second read tells a missing record
 // (ErrNotFound) from a changed one (ErrStale). Documents without "rev" count
 // as revision 0.
+//
+// # Login failures
+//
+// The login-failure counters are written only by inserts (and by the
+// purge's deletes), never by updates, because they must bound password
+// checks across processes: on FerretDB a conditional update is atomic only
+// among the requests of one connection, while a unique index holds across
+// all connections, as on MongoDB. A key's counter is a chain of windows
+// (login_windows, numbered n = 0, 1, 2, ... per key, unique on key and n);
+// the one with the highest n is current. A caller that finds no window, or
+// one that has ended or was cleared, starts the next by inserting n+1: one
+// concurrent caller wins and the others use its window. A failure takes the
+// next free place i of the current window by inserting {window, i} (unique):
+// a reservation tries places count..max-1 and is refused when all are
+// taken, so at most max attempts get a place per window whichever process
+// they reach. Places are taken in order, so the highest place gives the
+// count and the latest failure. A success or an unlock inserts a cleared
+// window on top (deleting the places could let callers that had read the
+// window take them again). The purge removes idle windows with their
+// places; it removes a key's last windows only behind a tombstone window
+// that callers wait for, so that nobody starts window n+1 on top of a
+// removed window n while another starts the key afresh at window 0.
 //
 // On FerretDB, single-document updates are atomic only when they reach the
 // server over one connection: give such a store a client whose pool is capped
@@ -100,7 +127,8 @@ const (
 	collResets   = "reset_tokens"
 	collKeys     = "keys"
 	collMeta     = "meta"
-	collFailures = "login_failures"
+	collWindows  = "login_windows"
+	collAttempts = "login_attempts"
 	collTree     = "audit_tree"
 	collChecks   = "audit_checkpoints"
 )
@@ -113,8 +141,8 @@ type Store struct {
 	db      *mongo.Database
 	timeout time.Duration
 
-	users, subjects, links, audits, resets, keys, meta, failures *mongo.Collection
-	tree, checkpoints                                            *mongo.Collection
+	users, subjects, links, audits, resets, keys, meta *mongo.Collection
+	windows, attempts, tree, checkpoints               *mongo.Collection
 
 	closeOnce sync.Once
 	closeErr  error
@@ -283,7 +311,8 @@ func newStore(db *mongo.Database, cfg config) *Store {
 		resets:      coll(collResets),
 		keys:        coll(collKeys),
 		meta:        coll(collMeta),
-		failures:    coll(collFailures),
+		windows:     coll(collWindows),
+		attempts:    coll(collAttempts),
 		tree:        coll(collTree),
 		checkpoints: coll(collChecks),
 	}
@@ -338,6 +367,13 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		{s.resets, []mongo.IndexModel{
 			index("user_id_created", false, false, "user_id", 1, "created", 1),
 			index("expires", false, false, "expires", 1),
+		}},
+		{s.windows, []mongo.IndexModel{
+			index("key_n_unique", true, false, "key", 1, "n", 1),
+			index("since", false, false, "since", 1),
+		}},
+		{s.attempts, []mongo.IndexModel{
+			index("window_i_unique", true, false, "window", 1, "i", 1),
 		}},
 	} {
 		// One index per command: FerretDB v1 panics (and drops the

@@ -363,22 +363,6 @@ type markerRecord struct {
 	At time.Time `bson:"at"`
 }
 
-type loginFailuresRecord struct {
-	Key   string    `bson:"_id"`
-	Count int64     `bson:"count"`
-	Since time.Time `bson:"since"`
-	Last  time.Time `bson:"last"`
-}
-
-func (r loginFailuresRecord) failures() idm.LoginFailures {
-	return idm.LoginFailures{
-		Key:   r.Key,
-		Count: int(r.Count),
-		Since: fromDate(r.Since),
-		Last:  fromDate(r.Last),
-	}
-}
-
 // fromDate returns a time read from the database in UTC, and the zero time
 // for the zero date (and for a field that was left out).
 func fromDate(t time.Time) time.Time {
