@@ -41,19 +41,33 @@ func (s *Store) nextSeq(ctx context.Context) (int64, error) {
 }
 
 // claimSeq calls write with the next seq until a write does not fail with a
-// duplicate key (another process took that seq first).
+// duplicate key (another process took that seq first). The appends of one
+// process take their seqs one at a time, from a seq kept in memory, so that
+// they do not race each other: only appends of other processes sharing the
+// database can take a seq first, and then the next seq is read again.
 func (s *Store) claimSeq(ctx context.Context, op string, write func(seq int64) error) error {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
 	for range maxSeqClaims {
-		seq, err := s.nextSeq(ctx)
-		if err != nil {
-			return translate(op, err)
+		if !s.seqKnown {
+			seq, err := s.nextSeq(ctx)
+			if err != nil {
+				return translate(op, err)
+			}
+			s.seq, s.seqKnown = seq, true
 		}
-		err = write(seq)
-		if errors.Is(err, errIDTaken) {
+		err := write(s.seq)
+		switch {
+		case err == nil:
+			s.seq++
+			return nil
+		case errors.Is(err, errIDTaken):
 			return fmt.Errorf("mongostore: %s: %w", op, err)
-		}
-		if !isDuplicate(err) {
-			// A write whose answer was lost may have been applied.
+		case isDuplicate(err):
+			s.seqKnown = false // taken by another process: read the next one again
+		default:
+			// A write whose answer was lost may have taken the seq.
+			s.seqKnown = false
 			return translateWrite(op, err)
 		}
 	}

@@ -146,6 +146,12 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// seqMu serialises this process's claims of audit seqs; seq is the
+	// next one to try when seqKnown (see claimSeq).
+	seqMu    sync.Mutex
+	seq      int64
+	seqKnown bool
 }
 
 var _ idm.Store = (*Store)(nil)
