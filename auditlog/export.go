@@ -43,44 +43,12 @@ type exportHeader struct {
 }
 
 // exportRecord is a record of an export: the members of its canonical
-// form (see idm.CanonicalAudit), its leaf hash and, in a partial export, the
-// proof that the leaf is in the checkpoint's tree.
+// form, its leaf hash and, in a partial export, the proof that the leaf is
+// in the checkpoint's tree.
 type exportRecord struct {
-	Seq      int64       `json:"seq"`
-	ID       string      `json:"id"`
-	Time     string      `json:"time"`
-	Document string      `json:"document"`
-	DocType  string      `json:"doctype"`
-	ActorID  string      `json:"actor_id"`
-	Actor    string      `json:"actor"`
-	Action   string      `json:"action"`
-	Old      string      `json:"old"`
-	New      string      `json:"new"`
-	Leaf     tlog.Hash   `json:"leaf"`
-	Proof    []tlog.Hash `json:"proof,omitempty"`
-}
-
-func toExport(e idm.AuditEvent, leaf tlog.Hash) exportRecord {
-	return exportRecord{
-		Seq: e.Seq, ID: e.ID, Time: idm.FormatTime(e.Time), Document: e.Document, DocType: e.DocType,
-		ActorID: e.ActorID, Actor: e.Actor, Action: e.Action, Old: string(e.Old), New: string(e.New), Leaf: leaf,
-	}
-}
-
-func (r exportRecord) event() (idm.AuditEvent, error) {
-	t, err := time.Parse(time.RFC3339Nano, r.Time)
-	if err != nil {
-		return idm.AuditEvent{}, fmt.Errorf("bad time %q", r.Time)
-	}
-	e := idm.AuditEvent{Seq: r.Seq, ID: r.ID, Time: t, Document: r.Document, DocType: r.DocType,
-		ActorID: r.ActorID, Actor: r.Actor, Action: r.Action}
-	if r.Old != "" {
-		e.Old = json.RawMessage(r.Old)
-	}
-	if r.New != "" {
-		e.New = json.RawMessage(r.New)
-	}
-	return e, nil
+	idm.CanonicalRecord
+	Leaf  tlog.Hash   `json:"leaf"`
+	Proof []tlog.Hash `json:"proof,omitempty"`
 }
 
 var csvColumns = []string{"seq", "id", "time", "document", "doctype", "actor_id", "actor", "action", "old", "new", "leaf", "proof"}
@@ -150,7 +118,7 @@ func (l *Log) Export(ctx context.Context, w io.Writer, o ExportOptions) (records
 			if !inWindow && !isErasure {
 				continue
 			}
-			r := toExport(e, leaves[i])
+			r := exportRecord{CanonicalRecord: e.Canonical(), Leaf: leaves[i]}
 			if !complete {
 				if r.Proof, err = tlog.ProveRecord(cp.Size, e.Seq, rd); err != nil {
 					return records, fmt.Errorf("auditlog: proof of seq %d: %w", e.Seq, err)
@@ -232,7 +200,7 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 		if err != nil {
 			return Report{}, err
 		}
-		e, err := rec.event()
+		e, err := rec.Event()
 		if err != nil {
 			return Report{}, recordError(rec.Seq, "%v", err)
 		}
@@ -336,8 +304,8 @@ func exportReader(br *bufio.Reader, jsonl bool) (func() (exportRecord, error), e
 		if err != nil {
 			return exportRecord{}, &Error{Seq: -1, Reason: fmt.Sprintf("bad seq %q", row[0])}
 		}
-		r := exportRecord{Seq: seq, ID: row[1], Time: row[2], Document: row[3], DocType: row[4], ActorID: row[5],
-			Actor: row[6], Action: row[7], Old: row[8], New: row[9]}
+		r := exportRecord{CanonicalRecord: idm.CanonicalRecord{Seq: seq, ID: row[1], Time: row[2], Document: row[3], DocType: row[4], ActorID: row[5],
+			Actor: row[6], Action: row[7], Old: row[8], New: row[9]}}
 		if r.Leaf, err = tlog.ParseHash(row[10]); err != nil {
 			return r, recordError(seq, "bad leaf hash")
 		}

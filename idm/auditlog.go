@@ -71,10 +71,11 @@ func (e *BadAuditRecordError) Error() string {
 // Unwrap returns the cause.
 func (e *BadAuditRecordError) Unwrap() error { return e.Err }
 
-// canonicalAudit is the canonical form of an audit record: a JSON object
-// with these members in this order. Old and New are JSON strings holding
-// the stored bytes.
-type canonicalAudit struct {
+// CanonicalRecord holds the members of an audit record's canonical form
+// (see [CanonicalAudit]), in their order: time as [FormatTime] writes it,
+// Old and New as the stored JSON texts ("" when empty). Exports of the
+// audit log write records in this shape.
+type CanonicalRecord struct {
 	Seq      int64  `json:"seq"`
 	ID       string `json:"id"`
 	Time     string `json:"time"`
@@ -85,6 +86,32 @@ type canonicalAudit struct {
 	Action   string `json:"action"`
 	Old      string `json:"old"`
 	New      string `json:"new"`
+}
+
+// Canonical returns the members of e's canonical form.
+func (e AuditEvent) Canonical() CanonicalRecord {
+	return CanonicalRecord{
+		Seq: e.Seq, ID: e.ID, Time: FormatTime(Timestamp(e.Time)), Document: e.Document, DocType: e.DocType,
+		ActorID: e.ActorID, Actor: e.Actor, Action: e.Action, Old: string(e.Old), New: string(e.New),
+	}
+}
+
+// Event returns the audit record that c is the canonical form of; a time
+// that is not RFC 3339 is an error.
+func (c CanonicalRecord) Event() (AuditEvent, error) {
+	t, err := time.Parse(time.RFC3339Nano, c.Time)
+	if err != nil {
+		return AuditEvent{}, fmt.Errorf("bad time %q", c.Time)
+	}
+	e := AuditEvent{Seq: c.Seq, ID: c.ID, Time: t, Document: c.Document, DocType: c.DocType,
+		ActorID: c.ActorID, Actor: c.Actor, Action: c.Action}
+	if c.Old != "" {
+		e.Old = json.RawMessage(c.Old)
+	}
+	if c.New != "" {
+		e.New = json.RawMessage(c.New)
+	}
+	return e, nil
 }
 
 // CanonicalAudit returns the canonical bytes of an audit record, whose
@@ -98,10 +125,7 @@ type canonicalAudit struct {
 // 3339 with fractional seconds), and old and new as strings holding the
 // stored JSON texts ("" when empty).
 func CanonicalAudit(e AuditEvent) []byte {
-	b, err := json.Marshal(canonicalAudit{
-		Seq: e.Seq, ID: e.ID, Time: FormatTime(Timestamp(e.Time)), Document: e.Document, DocType: e.DocType,
-		ActorID: e.ActorID, Actor: e.Actor, Action: e.Action, Old: string(e.Old), New: string(e.New),
-	})
+	b, err := json.Marshal(e.Canonical())
 	if err != nil {
 		panic(err) // strings and an integer always encode
 	}

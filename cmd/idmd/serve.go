@@ -255,16 +255,8 @@ func serve(ctx context.Context, args []string, std stdio) int {
 	// What opening the store and wiring the service allocated and no longer
 	// needs goes back to the system before the first request.
 	releaseMemory(ctx, store, log)
-	srv := &http.Server{
-		Handler:           idle.wrap(svc.handler),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := newHTTPServer(idle.wrap(svc.handler), log)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	store_ := "bbolt " + cfg.DB
 	if cfg.MongoURI != "" {
 		store_ = "mongodb database " + cfg.MongoDB
@@ -298,14 +290,9 @@ func serve(ctx context.Context, args []string, std stdio) int {
 	return code
 }
 
-// serveMetrics serves h (Prometheus /metrics) on a listener of its own at
-// addr, apart from the public API, and returns a function that stops it.
-func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{
+// newHTTPServer returns a server of h with idmd's limits and timeouts.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -314,6 +301,16 @@ func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), e
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// serveMetrics serves h (Prometheus /metrics) on a listener of its own at
+// addr, apart from the public API, and returns a function that stops it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := newHTTPServer(h, log)
 	log.Info("serving metrics", "addr", ln.Addr().String())
 	done := make(chan struct{})
 	go func() {
