@@ -378,60 +378,19 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 	h.page(w, r, http.StatusOK, PageDone, PageData{Title: titleDone, LoginURL: h.loginURL})
 }
 
-// setPassword stores hash as u's password (audit record first), revokes
-// u's tokens and other links, clears u's login throttling and sends the
-// password-changed notice in the background.
+// setPassword stores hash as u's password through Accounts, which
+// records it, revokes u's tokens and other links, clears u's login
+// throttling and has the password-changed notice sent.
 func (h *Handler) setPassword(ctx context.Context, u idm.User, purpose, hash string) error {
-	now := idm.Timestamp(h.now())
 	action := ActionResetPassword
 	if purpose == PurposeInvite {
 		action = ActionSetPassword
 	}
-	rec, err := h.audit(ctx, u, u, now, action, map[string]any{
-		"username": u.Username, "password_changed": now, "login_failures": 0,
-	})
-	if err != nil {
-		return err
-	}
-	// The token is consumed already: a concurrent change of the user (a
-	// login's hash upgrade, a logout) must not cost the visitor the reset,
-	// so re-read and retry on ErrStale.
-	var next idm.User
-	err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
-		cur, err := h.store.FindUserByID(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		next = cur
-		next.PasswordHash = hash
-		next.PasswordChanged = now
-		next.Changed = now
-		next.TokenVersion++ // revokes the staff tokens issued before
-		return h.store.UpdateUser(ctx, next)
-	})
-	err = h.audits.Settle(ctx, []idm.AuditEvent{rec}, err, func(ctx context.Context) (bool, error) {
-		cur, err := h.store.FindUserByID(ctx, u.ID)
-		if errors.Is(err, idm.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil && cur.PasswordHash == hash, err
-	})
-	if err != nil {
-		return fmt.Errorf("resetflow: updating user %s: %w", u.ID, err)
+	if _, err := h.accounts.SetPasswordHash(ctx, u, u.ID, hash, action); err != nil {
+		return fmt.Errorf("resetflow: setting the password of %s: %w", u.ID, err)
 	}
 	h.onEvent(EventReset)
 	h.log.InfoContext(ctx, "resetflow: password set through a link", "user", u.ID, "purpose", purpose)
-	// Leftover links are unusable anyway (made before PasswordChanged);
-	// removing them is tidiness, so failures are only logged.
-	if err := h.store.DeleteResetTokens(ctx, u.ID); err != nil {
-		h.log.ErrorContext(ctx, "resetflow: removing reset tokens after a reset", "user", u.ID, "err", err)
-	}
-	// The login-failure counter of package auth is keyed by the username's
-	// idm.UsernameKey.
-	if err := h.store.ResetLoginFailures(ctx, idm.UsernameKey(u.Username)); err != nil {
-		h.log.ErrorContext(ctx, "resetflow: clearing login failures after a reset", "user", u.ID, "err", err)
-	}
-	h.notify(ctx, next)
 	return nil
 }
 

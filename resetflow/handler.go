@@ -73,20 +73,30 @@ const (
 	maxFieldBytes    = 4096
 )
 
-// Store is what the flow needs from the store: users, reset tokens, the
-// audit trail and a windowed counter for the per-account request limit.
-// Every [idm.Store] has these methods.
+// Store is what the flow needs from the store: reading users, reset
+// tokens, the audit trail and a windowed counter for the per-account
+// request limit. Every [idm.Store] has these methods. The flow writes no
+// user record itself: it sets passwords through [Accounts].
 type Store interface {
 	FindUserByID(ctx context.Context, id string) (idm.User, error)
 	FindUserByUsername(ctx context.Context, username string) (idm.User, error)
-	UpdateUser(ctx context.Context, u idm.User) error
 	AppendAudit(ctx context.Context, e idm.AuditEvent) error
 	CreateResetToken(ctx context.Context, t idm.ResetToken) error
 	FindResetToken(ctx context.Context, hash string, now time.Time) (idm.ResetToken, error)
 	ConsumeResetToken(ctx context.Context, hash string, now time.Time) (idm.ResetToken, error)
 	DeleteResetTokens(ctx context.Context, userID string) error
 	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
-	ResetLoginFailures(ctx context.Context, key string) error
+}
+
+// Accounts sets passwords; package users' *Service implements it, with
+// the side effects every password change has (audit record first, tokens
+// and links revoked, login throttling cleared, the "your password was
+// changed" notice through its notifier, which is typically this Handler:
+// call the Service's SetMail with it).
+type Accounts interface {
+	// SetPasswordHash stores hash as the password of the user with the
+	// given ID on behalf of actor, recorded under the audit action action.
+	SetPasswordHash(ctx context.Context, actor idm.User, id, hash, action string) (idm.User, error)
 }
 
 var _ Store = idm.Store(nil)
@@ -108,11 +118,13 @@ type AddressLimiter interface {
 	Allow(r *http.Request) (ok bool, retryAfter time.Duration)
 }
 
-// Config configures [New]. Store, Passwords, Mailer and PublicURL are
-// required; everything else has a default.
+// Config configures [New]. Store, Accounts, Passwords, Mailer and
+// PublicURL are required; everything else has a default.
 type Config struct {
 	// Store keeps users, reset tokens and the audit trail.
 	Store Store
+	// Accounts sets the passwords chosen through links.
+	Accounts Accounts
 	// Passwords hashes new passwords and applies the policy.
 	Passwords Passwords
 	// Mailer sends the links and notices (see [NewSMTPMailer]).
@@ -172,6 +184,7 @@ type Config struct {
 // sent in the background are finished.
 type Handler struct {
 	store       Store
+	accounts    Accounts
 	pw          Passwords
 	mailer      Mailer
 	public      *url.URL
@@ -200,6 +213,9 @@ type Handler struct {
 func New(c Config) (*Handler, error) {
 	if c.Store == nil {
 		return nil, errors.New("resetflow: Config.Store is required")
+	}
+	if c.Accounts == nil {
+		return nil, errors.New("resetflow: Config.Accounts is required")
 	}
 	if c.Passwords == nil {
 		return nil, errors.New("resetflow: Config.Passwords is required")
@@ -268,7 +284,7 @@ func New(c Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		store: c.Store, pw: c.Passwords, mailer: c.Mailer, public: public, loginURL: c.LoginURL,
+		store: c.Store, accounts: c.Accounts, pw: c.Passwords, mailer: c.Mailer, public: public, loginURL: c.LoginURL,
 		service: c.ServiceName, tokenTTL: c.TokenTTL, inviteTTL: c.InviteTTL,
 		maxRequests: c.MaxRequests, window: c.RequestWindow, limiter: c.Limiter, cop: c.CrossOrigin,
 		tmpl: tmpl, jobTimeout: c.JobTimeout, maxBody: c.MaxBodyBytes,

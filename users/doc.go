@@ -1,5 +1,8 @@
-// Package users serves the one-time bootstrap page /init and the staff user
-// management API under /user.
+// Package users owns the lifecycle of users: [Service] creates, deletes
+// and changes them, with one set of rules and side effects, for every
+// caller (the handler here, the reset flow of package resetflow, the idmd
+// command line). It also serves the one-time bootstrap page /init and the
+// staff user management API under /user, which call the Service.
 //
 // GET /init shows an HTML form (fields username and password) while no admin
 // exists and the store's one-time bootstrap marker is unset; POST /init (a
@@ -29,4 +32,11 @@
 //		return err
 //	}
 //	h.Install(mux.Handle)
+//
+// With the reset flow, one Service serves both, and mails through the flow:
+//
+//	accounts, err := users.NewService(users.ServiceConfig{Store: store, Passwords: passwords})
+//	reset, err := resetflow.New(resetflow.Config{Store: store, Accounts: accounts, ...})
+//	accounts.SetMail(reset, reset) // invitations and password-changed notices
+//	h, err := users.New(users.Config{Store: store, Passwords: passwords, Accounts: accounts, Require: authH.Require})
 package users

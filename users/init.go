@@ -106,7 +106,7 @@ func (h *Handler) serveInit(w http.ResponseWriter, r *http.Request) {
 		h.initFail(w, r, asJSON, err, in.Username)
 		return
 	}
-	u, err := h.bootstrap(r.Context(), in)
+	u, err := h.svc.Bootstrap(r.Context(), in.Username, in.Password)
 	if err != nil {
 		h.initFail(w, r, asJSON, err, in.Username)
 		return
@@ -154,71 +154,6 @@ func (h *Handler) readInit(w http.ResponseWriter, r *http.Request, asJSON bool) 
 	in.Username = r.PostForm.Get("username")
 	in.Password = r.PostForm.Get("password")
 	return in, nil
-}
-
-// bootstrap creates the first admin from in, provided this call wins the
-// store's one-time bootstrap marker; otherwise it returns errInitialised.
-func (h *Handler) bootstrap(ctx context.Context, in initInput) (idm.User, error) {
-	username, err := h.usernames.Normalize(in.Username)
-	if err != nil {
-		return idm.User{}, err
-	}
-	if err := h.checkPassword(in.Password); err != nil {
-		return idm.User{}, err
-	}
-	if _, err := idm.FindUserByUsername(ctx, h.store, in.Username); err == nil {
-		return idm.User{}, idm.E(idm.ErrConflict, msgTaken)
-	} else if !errors.Is(err, idm.ErrNotFound) {
-		return idm.User{}, fmt.Errorf("users: looking up %q: %w", username, err)
-	}
-	hash, err := h.passwords.Hash(ctx, in.Password)
-	if err != nil {
-		return idm.User{}, fmt.Errorf("users: hashing the first admin's password: %w", err)
-	}
-	now := h.timestamp()
-	if err := h.store.MarkBootstrapped(ctx, now); errors.Is(err, idm.ErrConflict) {
-		return idm.User{}, errInitialised
-	} else if err != nil {
-		return idm.User{}, fmt.Errorf("users: setting the bootstrap marker: %w", err)
-	}
-	// This request won the marker: finish even if the client goes away,
-	// since no other request can create the first admin any more.
-	ctx = context.WithoutCancel(ctx)
-	u := idm.User{
-		ID:           idm.NewID(),
-		Username:     username,
-		PasswordHash: hash,
-		Admin:        true,
-		Created:      now,
-		Changed:      now,
-	}
-	created := snapshot(u)
-	created.Bootstrap = true
-	recs, err := h.audit(ctx, u, u, now, change{action: ActionCreate, new: created})
-	if err == nil {
-		if err = h.store.CreateUser(ctx, u); err != nil {
-			err = fmt.Errorf("users: creating the first admin: %w", err)
-		}
-	}
-	if err != nil {
-		h.compensate(ctx, recs, ActionFailedSuffix, err)
-		h.log.ErrorContext(ctx, "users: the bootstrap marker is set but the first admin could not be created; "+
-			"create one with the admin command (idmd user add --admin)", "username", username, "err", err)
-		return idm.User{}, err
-	}
-	h.log.InfoContext(ctx, "users: first admin created through /init", "user", u.ID)
-	return u, nil
-}
-
-// checkPassword applies the password policy to a new password.
-func (h *Handler) checkPassword(pw string) error {
-	if pw == "" {
-		return idm.E(idm.ErrInvalid, "password is required")
-	}
-	if len(pw) > maxStringBytes {
-		return idm.E(idm.ErrInvalid, fmt.Sprintf("password must be at most %d bytes long", maxStringBytes))
-	}
-	return h.passwords.Check(pw)
 }
 
 // initFail answers an /init request that failed: the JSON error envelope,

@@ -10,7 +10,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/c3-pro/idm/auth"
@@ -90,10 +89,17 @@ type Config struct {
 	// *idm.Principal into the request context. Every /user route is wrapped
 	// in it. Required.
 	Require func(http.Handler) http.Handler
+	// Accounts is the user-lifecycle service that makes every change to
+	// users; it must use the same Store. Nil means a new [Service] made of
+	// Store, Passwords, UsernameRule, MaxFailures, FailureWindow, Now and
+	// Logger, which sends mail through Inviter and Notifier.
+	Accounts *Service
 	// Inviter, when set, lets POST /user create a user without a password
 	// and send them a set-password link. Without it a password is required.
+	// Only without Accounts (see [Service.SetMail]).
 	Inviter Inviter
 	// Notifier, when set, is told about every password change made here.
+	// Only without Accounts (see [Service.SetMail]).
 	Notifier Notifier
 	// InitLimiter limits requests to /init per client address: nil means
 	// an auth.AddressLimiter with its defaults (a bucket of 20 requests,
@@ -126,26 +132,20 @@ type Config struct {
 // [New].
 type Handler struct {
 	store     Store
+	svc       *Service
 	passwords Passwords
 	require   func(http.Handler) http.Handler
-	inviter   Inviter
-	notifier  Notifier
 	limiter   AddressLimiter
-	usernames idm.UsernameRule
 	maxBody   int64
-	maxFails  int
-	window    time.Duration
 	now       func() time.Time
 	log       *slog.Logger
 
-	cop      *http.CrossOriginProtection
-	page     *template.Template
-	style    template.CSS
-	csp      string
-	mux      *idm.Mux
-	routes   []route
-	audits   *idm.AuditWriter
-	mutation sync.Mutex // serialises read-modify-write changes of users in this process
+	cop    *http.CrossOriginProtection
+	page   *template.Template
+	style  template.CSS
+	csp    string
+	mux    *idm.Mux
+	routes []route
 }
 
 type route struct {
@@ -167,22 +167,16 @@ func New(c Config) (*Handler, error) {
 		return nil, errors.New("users: Config.Require (the staff-token middleware) is required")
 	case c.MaxBodyBytes < 0:
 		return nil, fmt.Errorf("users: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
-	case c.MaxFailures < 0:
-		return nil, fmt.Errorf("users: Config.MaxFailures %d is negative", c.MaxFailures)
-	case c.FailureWindow < 0:
-		return nil, fmt.Errorf("users: Config.FailureWindow %v is negative", c.FailureWindow)
+	case c.Accounts != nil && (c.Inviter != nil || c.Notifier != nil):
+		return nil, errors.New("users: Config.Inviter and Notifier are for a handler without Accounts; use Accounts.SetMail")
 	}
 	h := &Handler{
 		store:     c.Store,
+		svc:       c.Accounts,
 		passwords: c.Passwords,
 		require:   c.Require,
-		inviter:   c.Inviter,
-		notifier:  c.Notifier,
 		limiter:   c.InitLimiter,
-		usernames: c.UsernameRule,
 		maxBody:   c.MaxBodyBytes,
-		maxFails:  c.MaxFailures,
-		window:    c.FailureWindow,
 		now:       c.Now,
 		log:       c.Logger,
 		cop:       http.NewCrossOriginProtection(),
@@ -190,19 +184,23 @@ func New(c Config) (*Handler, error) {
 	if h.maxBody == 0 {
 		h.maxBody = idm.DefaultMaxBodyBytes
 	}
-	if h.maxFails == 0 {
-		h.maxFails = auth.DefaultMaxFailures
-	}
-	if h.window == 0 {
-		h.window = auth.DefaultFailureWindow
-	}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.audits = idm.NewAuditWriter(h.store, h.now, h.log)
+	if h.svc == nil {
+		svc, err := NewService(ServiceConfig{
+			Store: c.Store, Passwords: c.Passwords, UsernameRule: c.UsernameRule,
+			MaxFailures: c.MaxFailures, FailureWindow: c.FailureWindow, Now: c.Now, Logger: c.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		svc.SetMail(c.Inviter, c.Notifier)
+		h.svc = svc
+	}
 	if h.limiter == nil {
 		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: h.now, Logger: h.log})
 		if err != nil {
