@@ -93,6 +93,11 @@ type env struct {
 	events   []string
 }
 
+// unlimited is an AddressLimiter that allows everything.
+type unlimited struct{}
+
+func (unlimited) Allow(*http.Request) (bool, time.Duration) { return true, 0 }
+
 // newAccounts returns the user-lifecycle service the flow sets passwords
 // through, over store.
 func newAccounts(t testing.TB, store users.Store, pw users.Passwords, now func() time.Time) *users.Service {
@@ -117,6 +122,7 @@ func newEnv(t *testing.T, opts ...func(*resetflow.Config)) *env {
 	cfg := resetflow.Config{
 		Store:     e.store,
 		Accounts:  newAccounts(t, e.store, pw, e.clock.Now),
+		Limiter:   unlimited{}, // the limit has tests of its own
 		Passwords: pw,
 		Mailer:    e.mailer,
 		PublicURL: publicURL,

@@ -467,9 +467,6 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request) error {
 
 // allow applies the address limiter; a refusal sets Retry-After.
 func (h *Handler) allow(w http.ResponseWriter, r *http.Request) error {
-	if h.limiter == nil {
-		return nil
-	}
 	ok, retry := h.limiter.Allow(r)
 	if ok {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 )
 
@@ -148,13 +149,15 @@ type Config struct {
 	// id>"), so several instances share it.
 	MaxRequests   int
 	RequestWindow time.Duration
-	// Limiter, if set, limits POST /iforgot, GET and POST /reset per client
-	// address (429 with Retry-After).
+	// Limiter limits POST /iforgot, GET and POST /reset per client address
+	// (429 with Retry-After): nil means an auth.AddressLimiter with its
+	// defaults (a bucket of 20 requests, refilled at 1 per second, keyed by
+	// the direct peer's address), as in users.Config.
 	Limiter AddressLimiter
-	// CrossOrigin refuses cross-origin POSTs (403); nil means
-	// http.NewCrossOriginProtection(). Add trusted origins to it for a
-	// frontend served from another origin.
-	CrossOrigin *http.CrossOriginProtection
+	// TrustedOrigins are origins (such as "https://idm.example.org")
+	// besides the request's own from which a browser may POST the forms;
+	// other cross-origin POSTs are refused (403).
+	TrustedOrigins []string
 	// Templates, if set, replaces any of the embedded page and mail
 	// templates (see [PageLayout] and the other names); files it lacks keep
 	// their defaults.
@@ -267,14 +270,24 @@ func New(c Config) (*Handler, error) {
 	if c.MaxRequests < 0 || c.MaxPending < 0 || c.MaxBodyBytes < 0 {
 		return nil, errors.New("resetflow: MaxRequests, MaxPending and MaxBodyBytes must not be negative")
 	}
-	if c.CrossOrigin == nil {
-		c.CrossOrigin = http.NewCrossOriginProtection()
+	cop := http.NewCrossOriginProtection()
+	for _, o := range c.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("resetflow: trusted origin: %w", err)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Limiter == nil {
+		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: c.Now, Logger: c.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("resetflow: the address limiter: %w", err)
+		}
+		c.Limiter = lim
 	}
 	if c.OnEvent == nil {
 		c.OnEvent = func(string) {}
@@ -286,7 +299,7 @@ func New(c Config) (*Handler, error) {
 	h := &Handler{
 		store: c.Store, accounts: c.Accounts, pw: c.Passwords, mailer: c.Mailer, public: public, loginURL: c.LoginURL,
 		service: c.ServiceName, tokenTTL: c.TokenTTL, inviteTTL: c.InviteTTL,
-		maxRequests: c.MaxRequests, window: c.RequestWindow, limiter: c.Limiter, cop: c.CrossOrigin,
+		maxRequests: c.MaxRequests, window: c.RequestWindow, limiter: c.Limiter, cop: cop,
 		tmpl: tmpl, jobTimeout: c.JobTimeout, maxBody: c.MaxBodyBytes,
 		log: c.Logger, now: c.Now, onEvent: c.OnEvent, mux: idm.NewMux(),
 		jobs: jobs{max: c.MaxPending},

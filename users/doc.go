@@ -13,7 +13,7 @@
 //
 // The /user endpoints (create, list, read, update, delete) need a staff
 // token: the host passes the middleware that checks it (package auth's
-// Require) in [Config.Require]. User management is for admins; a user may
+// Require) in [Config.Authenticate]. User management is for admins; a user may
 // read their own record and change their own password, which takes their
 // current password (admins too: a stolen token alone must not take an
 // account over). Every change to a user is recorded in the audit trail
@@ -26,7 +26,7 @@
 //	h, err := users.New(users.Config{
 //		Store:     store,
 //		Passwords: passwords,        // *auth.Passwords
-//		Require:   authH.Require,    // the staff-token middleware
+//		Authenticate:   authH.Require,    // the staff-token middleware
 //	})
 //	if err != nil {
 //		return err
@@ -38,5 +38,5 @@
 //	accounts, err := users.NewService(users.ServiceConfig{Store: store, Passwords: passwords})
 //	reset, err := resetflow.New(resetflow.Config{Store: store, Accounts: accounts, ...})
 //	accounts.SetMail(reset, reset) // invitations and password-changed notices
-//	h, err := users.New(users.Config{Store: store, Passwords: passwords, Accounts: accounts, Require: authH.Require})
+//	h, err := users.New(users.Config{Store: store, Passwords: passwords, Accounts: accounts, Authenticate: authH.Require})
 package users

@@ -376,7 +376,7 @@ func (l *fixedLimiter) Allow(*http.Request) (bool, time.Duration) {
 }
 
 func TestInitRateLimit(t *testing.T) {
-	e := newEnv(t, func(c *users.Config) { c.InitLimiter = &fixedLimiter{n: 1} })
+	e := newEnv(t, func(c *users.Config) { c.Limiter = &fixedLimiter{n: 1} })
 	if res := e.do(request{method: "GET", path: "/init"}); res.status != http.StatusOK {
 		t.Fatalf("first request: %d", res.status)
 	}
@@ -394,7 +394,7 @@ func TestInitRateLimit(t *testing.T) {
 // TestInitDefaultLimiter checks that /init is limited per address without
 // any configuration, with auth's default bucket.
 func TestInitDefaultLimiter(t *testing.T) {
-	e := newEnv(t, func(c *users.Config) { c.InitLimiter = nil })
+	e := newEnv(t, func(c *users.Config) { c.Limiter = nil })
 	for i := range auth.DefaultRateBurst {
 		if res := e.do(request{method: "GET", path: "/init"}); res.status != http.StatusOK {
 			t.Fatalf("request %d: %d", i+1, res.status)

@@ -44,7 +44,7 @@ func newMailEnvOn(t *testing.T, s idm.Store) *mailEnv {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rh.Close() })
 	accounts.SetMail(rh, rh)
-	uh, err := users.New(users.Config{Store: s, Passwords: pw, Require: ah.Require, InitLimiter: unlimited{},
+	uh, err := users.New(users.Config{Store: s, Passwords: pw, Authenticate: ah.Require, Limiter: unlimited{},
 		Accounts: accounts})
 	require.NoError(t, err)
 	mux := idm.NewMux()

@@ -84,11 +84,11 @@ type Config struct {
 	Store Store
 	// Passwords hashes passwords and applies the password policy. Required.
 	Passwords Passwords
-	// Require is the staff-token middleware (package auth's
-	// (*Handler).Require): it answers 401 without a valid token and puts an
-	// *idm.Principal into the request context. Every /user route is wrapped
-	// in it. Required.
-	Require func(http.Handler) http.Handler
+	// Authenticate is the staff-token middleware (package auth's
+	// (*Handler).Require), as in idm.Config: it answers 401 without a valid
+	// token and puts an *idm.Principal into the request context. Every
+	// /user route is wrapped in it. Required.
+	Authenticate func(http.Handler) http.Handler
 	// Accounts is the user-lifecycle service that makes every change to
 	// users; it must use the same Store. Nil means a new [Service] made of
 	// Store, Passwords, UsernameRule, MaxFailures, FailureWindow, Now and
@@ -101,10 +101,11 @@ type Config struct {
 	// Notifier, when set, is told about every password change made here.
 	// Only without Accounts (see [Service.SetMail]).
 	Notifier Notifier
-	// InitLimiter limits requests to /init per client address: nil means
+	// Limiter limits requests to /init per client address: nil means
 	// an auth.AddressLimiter with its defaults (a bucket of 20 requests,
-	// refilled at 1 per second, keyed by the direct peer's address).
-	InitLimiter AddressLimiter
+	// refilled at 1 per second, keyed by the direct peer's address), as in
+	// resetflow.Config.
+	Limiter AddressLimiter
 	// TrustedOrigins are origins (such as "https://idm.example.org") besides
 	// the request's own from which a browser may POST the /init form.
 	TrustedOrigins []string
@@ -163,8 +164,8 @@ func New(c Config) (*Handler, error) {
 		return nil, errors.New("users: Config.Store is required")
 	case c.Passwords == nil:
 		return nil, errors.New("users: Config.Passwords is required")
-	case c.Require == nil:
-		return nil, errors.New("users: Config.Require (the staff-token middleware) is required")
+	case c.Authenticate == nil:
+		return nil, errors.New("users: Config.Authenticate (the staff-token middleware) is required")
 	case c.MaxBodyBytes < 0:
 		return nil, fmt.Errorf("users: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
 	case c.Accounts != nil && (c.Inviter != nil || c.Notifier != nil):
@@ -174,8 +175,8 @@ func New(c Config) (*Handler, error) {
 		store:     c.Store,
 		svc:       c.Accounts,
 		passwords: c.Passwords,
-		require:   c.Require,
-		limiter:   c.InitLimiter,
+		require:   c.Authenticate,
+		limiter:   c.Limiter,
 		maxBody:   c.MaxBodyBytes,
 		now:       c.Now,
 		log:       c.Logger,
@@ -255,7 +256,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Install registers the handler's routes (Go 1.22 ServeMux patterns such as
 // "PUT /user/{id}") with handle, for example a host's
 // (*http.ServeMux).Handle. The /user routes are wrapped in
-// [Config.Require]; /init is not.
+// [Config.Authenticate]; /init is not.
 func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 	for _, rt := range h.routes {
 		handle(rt.pattern, rt.handler)
@@ -264,7 +265,7 @@ func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 
 // staff wraps a /user handler: no caching of answers, the staff-token
 // middleware, and the handler's own check for the principal (so that a
-// host that mounts the handler without Require still fails closed).
+// host that mounts the handler without Authenticate still fails closed).
 func (h *Handler) staff(f func(w http.ResponseWriter, r *http.Request, actor idm.User)) http.Handler {
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, err := h.actor(r)

@@ -76,7 +76,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 		mail = &cachedPing{p: mailer, ttl: mailCheckTTL, timeout: mailCheckTimeout, now: time.Now}
 	}
 	usersCfg := users.Config{
-		Store: store, Passwords: passwords, Accounts: accounts, Require: authH.Require, InitLimiter: limiter, Logger: log,
+		Store: store, Passwords: passwords, Accounts: accounts, Authenticate: authH.Require, Limiter: limiter, Logger: log,
 	}
 	usersH, err := users.New(usersCfg)
 	if err != nil {

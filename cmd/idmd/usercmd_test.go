@@ -114,7 +114,7 @@ func apiDelete(t *testing.T, store idm.Store, actor idm.User, id string) int {
 			next.ServeHTTP(w, r.WithContext(idm.WithPrincipal(r.Context(), p)))
 		})
 	}
-	h, err := users.New(users.Config{Store: store, Passwords: passwords, Require: asActor})
+	h, err := users.New(users.Config{Store: store, Passwords: passwords, Authenticate: asActor})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
