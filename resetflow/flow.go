@@ -63,7 +63,7 @@ func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Username string `json:"username"`
 	}
-	if isJSON(r) {
+	if idm.IsJSONBody(r) {
 		if err := idm.DecodeJSON(w, r, h.maxBody, &in); err != nil {
 			h.fail(w, r, err, PageIforgot, form)
 			return
@@ -96,7 +96,7 @@ func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 	// the background, after the answer.
 	h.onEvent(EventRequested)
 	h.background(r.Context(), "reset request", func(ctx context.Context) { h.requestReset(ctx, username) })
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteData(w, http.StatusAccepted, messageView{Message: MsgSent})
 		return
 	}
@@ -247,7 +247,7 @@ func (h *Handler) getReset(w http.ResponseWriter, r *http.Request) {
 		h.failLink(w, r, err)
 		return
 	}
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteData(w, http.StatusOK, linkView{Purpose: t.Purpose, Username: u.Username, Expires: idm.FormatTime(t.Expires)})
 		return
 	}
@@ -305,7 +305,7 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var key, pass1, pass2 string
-	if isJSON(r) {
+	if idm.IsJSONBody(r) {
 		var in struct {
 			Key      string `json:"key"`
 			Password string `json:"password"`
@@ -371,7 +371,7 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err, PageError, PageData{Title: titleRefused})
 		return
 	}
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteData(w, http.StatusOK, messageView{Message: MsgPasswordSet})
 		return
 	}
@@ -522,7 +522,7 @@ func (h *Handler) failLink(w http.ResponseWriter, r *http.Request, err error) {
 // page name showing the message, with the status of err. 5xx causes are
 // logged, never shown.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, name string, d PageData) {
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteError(w, r, h.log, err)
 		return
 	}
@@ -548,68 +548,4 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, status int, name 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-// isJSON reports whether the request body is declared as JSON.
-func isJSON(r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
-}
-
-// wantsJSON reports whether to answer with JSON: the body is JSON, or the
-// Accept header prefers application/json to text/html.
-func wantsJSON(r *http.Request) bool {
-	if isJSON(r) {
-		return true
-	}
-	accept := r.Header.Values("Accept")
-	if len(accept) == 0 {
-		return false
-	}
-	// Higher quality wins; at equal quality, the more specific range (so
-	// "application/json, text/plain, */*", as axios sends, means JSON).
-	jq, js := acceptQ(accept, "application", "json")
-	hq, hs := acceptQ(accept, "text", "html")
-	return jq > hq || jq == hq && jq > 0 && js > hs
-}
-
-// acceptQ returns the quality the Accept header values give to type/sub and
-// the specificity of the range it came from: that of the most specific
-// matching media range (2 exact, 1 type/*, 0 */*); 0 and -1 when none
-// matches.
-func acceptQ(values []string, typ, sub string) (q float64, specificity int) {
-	best, bestSpec := 0.0, -1
-	for _, v := range values {
-		for _, rng := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(rng))
-			if err != nil {
-				continue
-			}
-			t, s, _ := strings.Cut(mt, "/")
-			spec := -1
-			switch {
-			case t == typ && s == sub:
-				spec = 2
-			case t == typ && s == "*":
-				spec = 1
-			case t == "*" && s == "*":
-				spec = 0
-			}
-			if spec < bestSpec || spec < 0 {
-				continue
-			}
-			q := 1.0
-			if qs, ok := params["q"]; ok {
-				f, err := strconv.ParseFloat(qs, 64)
-				if err != nil || f < 0 || f > 1 {
-					continue
-				}
-				q = f
-			}
-			if spec > bestSpec || q > best {
-				best, bestSpec = q, spec
-			}
-		}
-	}
-	return best, bestSpec
 }

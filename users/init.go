@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/c3-pro/idm/idm"
 )
@@ -192,31 +191,12 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, d p
 
 // wantsJSON reports whether an /init request is answered with JSON: a POST
 // whose body is not a form (JSON, or something unsupported that gets the
-// JSON error envelope), or a GET whose Accept header asks for JSON and not
-// for HTML. Browsers get the page.
+// JSON error envelope), or a GET that prefers JSON (see idm.WantsJSON).
+// Browsers get the page.
 func wantsJSON(r *http.Request) bool {
 	if r.Method == http.MethodPost {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		return err != nil || mt != "application/x-www-form-urlencoded"
 	}
-	json, html := false, false
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		switch {
-		case isJSONType(mt):
-			json = true
-		case mt == "text/html" || mt == "application/xhtml+xml":
-			html = true
-		}
-	}
-	return json && !html
-}
-
-// isJSONType reports whether a Content-Type names JSON.
-func isJSONType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	return idm.WantsJSON(r)
 }

@@ -405,3 +405,30 @@ func TestInitDefaultLimiter(t *testing.T) {
 		t.Errorf("request %d: %d, Retry-After %q", auth.DefaultRateBurst+1, last.status, last.header.Get("Retry-After"))
 	}
 }
+
+// TestInitNegotiatesByQuality answers GET /init with JSON or the page as
+// the Accept header prefers, weighing q-values as the reset flow does.
+func TestInitNegotiatesByQuality(t *testing.T) {
+	for _, tc := range []struct {
+		accept string
+		json   bool
+	}{
+		{"application/json", true},
+		{"application/json, text/html;q=0.1", true},
+		{"text/html, application/json;q=0.5", false},
+		{"application/json, text/plain, */*", true},
+		{"*/*", false},
+		{"", false},
+	} {
+		t.Run(tc.accept, func(t *testing.T) {
+			e := newEnv(t)
+			res := e.do(request{method: "GET", path: "/init", header: map[string]string{"Accept": tc.accept}})
+			if res.status != http.StatusOK {
+				t.Fatalf("status %d", res.status)
+			}
+			if got := strings.HasPrefix(res.header.Get("Content-Type"), "application/json"); got != tc.json {
+				t.Errorf("Content-Type %q; want JSON %v", res.header.Get("Content-Type"), tc.json)
+			}
+		})
+	}
+}

@@ -71,9 +71,9 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	var mail pinger
+	var mail resetflow.Mailer // nil: disabled
 	if mailer != nil {
-		mail = &cachedPing{p: mailer, ttl: mailCheckTTL, timeout: mailCheckTimeout, now: time.Now}
+		mail = &cachedPing{Mailer: mailer, p: mailer, ttl: mailCheckTTL, timeout: mailCheckTimeout, now: time.Now}
 	}
 	usersCfg := users.Config{
 		Store: store, Passwords: passwords, Accounts: accounts, Authenticate: authH.Require, Limiter: limiter, Logger: log,
