@@ -114,7 +114,8 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 
 // newPasswords returns the password hasher and policy of idmd.
 func newPasswords() (*auth.Passwords, error) {
-	return auth.NewPasswords(auth.PasswordConfig{})
+	// Hashing yields the CPU to the other requests under a flood of logins.
+	return auth.NewPasswords(auth.PasswordConfig{Niceness: auth.DefaultHashNiceness})
 }
 
 // newAccounts returns the user-lifecycle service over store that every
