@@ -81,7 +81,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, actor idm.U
 		idm.WriteError(w, r, h.log, err)
 		return
 	}
-	u, err := h.svc.Create(r.Context(), actor, NewUser{Username: in.Username, Password: in.Password, Admin: in.Admin})
+	u, err := h.svc.Create(r.Context(), actor, NewUser(in))
 	if err != nil {
 		idm.WriteError(w, r, h.log, err)
 		return

@@ -302,6 +302,3 @@ func (h *Handler) actor(r *http.Request) (idm.User, error) {
 	}
 	return u, nil
 }
-
-// timestamp returns the current time as stores keep it.
-func (h *Handler) timestamp() time.Time { return idm.Timestamp(h.now()) }
