@@ -49,6 +49,6 @@
 // After MaxFailures (5) failed logins of one account within FailureWindow
 // (15 min), POST /auth answers 429 with Retry-After for that account, known
 // or not, even for the right password, until the window ends; a successful
-// login resets the count and [Handler.Unlock] clears it. Each client address
+// login resets the count and an admin's unlock (package users) clears it. Each client address
 // has a token bucket (20, refilled at 1 per second) as a flood guard.
 package auth

@@ -1,6 +1,25 @@
 package auth
 
+import (
+	"context"
+	"net/http"
+)
+
 // SetRunHook makes p call f on a hashing worker before each hash or
 // comparison (the dummy comparison of an unknown account included), so that
 // tests can count password checks or hold them. Call it before p is used.
 func SetRunHook(p *Passwords, f func()) { p.onRun = f }
+
+// VerifyToken checks a staff token as [Handler.Require] does, without
+// looking up the user.
+func (h *Handler) VerifyToken(token string) (StaffClaims, error) { return h.verifyToken(token) }
+
+// Unlock clears the login throttling of the account username.
+func (h *Handler) Unlock(ctx context.Context, username string) error { return h.unlock(ctx, username) }
+
+// Middleware returns next guarded by the limiter.
+func (l *AddressLimiter) Middleware(next http.Handler) http.Handler { return l.middleware(next) }
+
+// NeedsRehash reports whether an encoded hash is of a legacy scheme or
+// below the configured cost.
+func (p *Passwords) NeedsRehash(encoded string) bool { return p.needsRehash(encoded) }

@@ -259,9 +259,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Passwords returns the password hasher and policy the handler uses.
 func (h *Handler) Passwords() *Passwords { return h.pw }
 
-// Keys returns the key set the handler signs and verifies tokens with.
-func (h *Handler) Keys() *KeySet { return h.keys }
-
 // AddressLimiter returns the per-client-address limiter of POST /auth, so
 // that a host can guard its other public forms (/init, /iforgot, /reset)
 // with the same buckets: one flood budget per client address in all.
@@ -280,17 +277,17 @@ func (h *Handler) IssueToken(u idm.User) (string, StaffClaims, error) {
 	return h.tokens.issueStaff(u)
 }
 
-// VerifyToken checks a staff token's signature, algorithm, key ID, issuer,
+// verifyToken checks a staff token's signature, algorithm, key ID, issuer,
 // audience, expiry, not-before and shape, and returns its claims. It does
 // not look up the user; [Handler.Authenticate] does. Every failure wraps
 // idm.ErrUnauthorized with the message "Invalid token".
-func (h *Handler) VerifyToken(token string) (StaffClaims, error) {
+func (h *Handler) verifyToken(token string) (StaffClaims, error) {
 	return h.tokens.verifyStaff(token)
 }
 
-// Unlock clears the login throttling of the account username, as an admin's
+// unlock clears the login throttling of the account username, as an admin's
 // "unlock" does. The caller writes the audit record of the change.
-func (h *Handler) Unlock(ctx context.Context, username string) error {
+func (h *Handler) unlock(ctx context.Context, username string) error {
 	if err := h.store.ResetLoginFailures(ctx, LoginKey(username)); err != nil {
 		return fmt.Errorf("auth: unlocking %q: %w", username, err)
 	}

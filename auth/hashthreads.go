@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// DefaultHashNiceness is the scheduling niceness of the threads that
-// compute password hashes unless [PasswordConfig.Niceness] says otherwise.
+// DefaultHashNiceness is the scheduling niceness that idmd gives the
+// threads that compute password hashes (see [PasswordConfig.Niceness]).
 const DefaultHashNiceness = 10
 
 // hashThreadIdle is how long a hashing thread waits for work before it ends.

@@ -99,3 +99,20 @@ func TestHashThreadsEndWhenIdle(t *testing.T) {
 		t.Fatal("no job ran after the threads had ended")
 	}
 }
+
+// TestHashThreadsOnlyWhenAsked leaves a host program's threads at their
+// priority unless PasswordConfig.Niceness asks for lowered ones.
+func TestHashThreadsOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		niceness int
+		threads  bool
+	}{{0, false}, {-1, false}, {DefaultHashNiceness, true}} {
+		p, err := NewPasswords(PasswordConfig{Cost: 4, Niceness: tc.niceness})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.threads != nil; got != tc.threads {
+			t.Errorf("Niceness %d: hash threads %v, want %v", tc.niceness, got, tc.threads)
+		}
+	}
+}

@@ -257,9 +257,9 @@ func clientKey(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// Middleware returns next guarded by the limiter: a refused request gets a
+// middleware returns next guarded by the limiter: a refused request gets a
 // JSON 429 "too many requests; try again later" with Retry-After.
-func (l *AddressLimiter) Middleware(next http.Handler) http.Handler {
+func (l *AddressLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := l.ClientAddr(r)
 		if ok, retry := l.AllowAddr(addr); !ok {

@@ -54,9 +54,11 @@ type PasswordConfig struct {
 	// Niceness is the scheduling niceness (1 to 19, as nice(1) counts) of
 	// the OS threads that compute hashes, so that a flood of logins, which
 	// keeps every worker busy, yields the CPU to the service's other
-	// requests instead of sharing it equally with them: 0 means
-	// [DefaultHashNiceness]; a negative value leaves hashing on the
-	// callers' goroutines at their priority. It takes effect on Linux only.
+	// requests instead of sharing it equally with them. 0 (or a negative
+	// value) leaves hashing on the callers' goroutines at their priority,
+	// so that a host program that embeds the library keeps its threads as
+	// they are; idmd sets [DefaultHashNiceness]. It takes effect on Linux
+	// only.
 	Niceness int
 }
 
@@ -66,7 +68,7 @@ const MaxPasswordLength = 128
 
 // Passwords hashes and verifies passwords and checks them against the
 // password policy. Hashing and comparing run on a bounded pool of workers
-// that callers queue for, on threads of lowered priority (see
+// that callers queue for, optionally on threads of lowered priority (see
 // [PasswordConfig.Niceness]). A Passwords is safe for concurrent use.
 type Passwords struct {
 	cost      int
@@ -107,9 +109,6 @@ func NewPasswords(c PasswordConfig) (*Passwords, error) {
 	}
 	if c.MaxQueue < 1 {
 		return nil, fmt.Errorf("auth: hashing queue limit %d", c.MaxQueue)
-	}
-	if c.Niceness == 0 {
-		c.Niceness = DefaultHashNiceness
 	}
 	if c.Niceness > 19 {
 		return nil, fmt.Errorf("auth: hashing niceness %d is above 19", c.Niceness)
@@ -216,9 +215,9 @@ func (p *Passwords) DummyVerify(ctx context.Context, pw string) error {
 	return p.run(ctx, func() { _ = bcrypt.CompareHashAndPassword(p.dummy, prehash(pw)) })
 }
 
-// NeedsRehash reports whether an encoded hash is of a legacy scheme or below
+// needsRehash reports whether an encoded hash is of a legacy scheme or below
 // the configured cost, without verifying a password.
-func (p *Passwords) NeedsRehash(encoded string) bool {
+func (p *Passwords) needsRehash(encoded string) bool {
 	h := encoded
 	if strings.HasPrefix(encoded, SchemePrefix) {
 		h = encoded[len(SchemePrefix):]

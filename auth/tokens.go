@@ -15,7 +15,7 @@ import (
 	"github.com/c3-pro/idm/idm"
 )
 
-// Token errors. Every failure of [Handler.VerifyToken] wraps
+// Token errors. Every failure of staff-token verification ([Handler.Require]) wraps
 // idm.ErrUnauthorized and one of these or a jwt/v5 error.
 var (
 	errKeyHeader   = errors.New("auth: token header names a key source (jku, jwk, x5u, x5c, x5t) or critical extensions")

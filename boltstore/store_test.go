@@ -348,7 +348,7 @@ func TestSubjectOrders(t *testing.T) {
 		}
 	}
 	want := map[string]idm.Subject{}
-	cols := append([]string{""}, idm.SubjectColumns...)
+	cols := append([]string{""}, idm.SubjectColumns()...)
 	verify := func(t *testing.T, s *boltstore.Store, stage string) {
 		t.Helper()
 		all := make([]idm.Subject, 0, len(want))
@@ -522,7 +522,7 @@ func TestConcurrentSubjects(t *testing.T) {
 					return
 				default:
 				}
-				col := idm.SubjectColumns[r%len(idm.SubjectColumns)]
+				col := idm.SubjectColumns()[r%len(idm.SubjectColumns())]
 				list, total, err := s.ListSubjects(ctx, idm.SubjectFilter{OrderCol: col, Desc: r == 1, Limit: 10, Search: "w"})
 				if err != nil {
 					t.Error(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
+	"github.com/c3-pro/idm/internal/testclock"
 )
 
 // Test principals and their tokens.
@@ -34,7 +35,7 @@ func testAuth() fakeAuth {
 // testEnv is the API handler on a store, served over real HTTP.
 type testEnv struct {
 	store  idm.Store
-	clock  *testClock
+	clock  *testclock.Clock
 	tokens *hmacLinkTokens
 	srv    *httptest.Server
 }

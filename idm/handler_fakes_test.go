@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/internal/testclock"
 )
 
 // fakeAuth is a small real staff-token middleware for tests: it maps the
@@ -111,27 +111,9 @@ func (t *hmacLinkTokens) VerifyLinkToken(_ context.Context, token string) (idm.L
 	return lc, nil
 }
 
-// testClock is a clock that moves on by a millisecond on every reading, so
-// that records written one after the other have distinct times, and that
-// tests can move forward.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Millisecond)
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newTestClock returns a clock that moves on by a millisecond on every
+// reading, so that records written one after the other have distinct
+// times, and that tests can move forward.
+func newTestClock() *testclock.Clock {
+	return testclock.NewTicking(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC), time.Millisecond)
 }

@@ -2,6 +2,7 @@ package idm
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -103,12 +104,16 @@ type Subject struct {
 	Rev int64
 }
 
-// SubjectColumns lists the columns subjects can be sorted by, as the API
+// subjectColumns lists the columns subjects can be sorted by, as the API
 // names them.
-var SubjectColumns = []string{
+var subjectColumns = []string{
 	"sssid", "name", "bday", "email", "created", "changed",
 	"date_invited", "date_consented", "date_enrolled", "date_withdrawn",
 }
+
+// SubjectColumns returns the columns subjects can be sorted by, as the API
+// names them (a new slice on each call).
+func SubjectColumns() []string { return slices.Clone(subjectColumns) }
 
 // SubjectFilter selects a page of subjects for [SubjectStore.ListSubjects].
 type SubjectFilter struct {

@@ -437,8 +437,8 @@ func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Princi
 	if f.OrderCol, err = q.get("ordercol"); err != nil {
 		return err
 	}
-	if f.OrderCol != "" && !slices.Contains(SubjectColumns, f.OrderCol) {
-		return E(ErrInvalid, fmt.Sprintf("query parameter \"ordercol\" must be one of %v, not %q", SubjectColumns, clip(f.OrderCol)))
+	if f.OrderCol != "" && !slices.Contains(subjectColumns, f.OrderCol) {
+		return E(ErrInvalid, fmt.Sprintf("query parameter \"ordercol\" must be one of %v, not %q", subjectColumns, clip(f.OrderCol)))
 	}
 	dir, err := q.get("orderdir")
 	if err != nil {

@@ -90,7 +90,7 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 	}
 	// The record's field names are the column names; only listed ones are
 	// accepted, so a client never picks an arbitrary field.
-	if !slices.Contains(idm.SubjectColumns, col) {
+	if !slices.Contains(idm.SubjectColumns(), col) {
 		return nil, 0, idm.E(idm.ErrInvalid, "unknown order column "+col)
 	}
 	dir := 1

@@ -25,10 +25,12 @@
 // sends it through an SMTP server:
 //
 //	mailer, err := resetflow.NewSMTPMailer("smtp://user:pass@mail.example.org:587", "IDM <idm@example.org>")
+//	accounts, err := users.NewService(users.ServiceConfig{Store: store, Passwords: authH.Passwords()})
 //	reset, err := resetflow.New(resetflow.Config{
-//		Store: store, Passwords: authH.Passwords(), Mailer: mailer,
+//		Store: store, Accounts: accounts, Passwords: authH.Passwords(), Mailer: mailer,
 //		PublicURL: "https://idm.example.org", Limiter: limiter,
 //	})
+//	accounts.SetMail(reset, reset) // invitations and notices of /user
 //	reset.Install(mux.Handle)
 //	defer reset.Close() // lets mails being sent finish
 package resetflow

@@ -20,6 +20,7 @@ import (
 	"github.com/c3-pro/idm/internal/smtptest"
 	"github.com/c3-pro/idm/internal/testclock"
 	"github.com/c3-pro/idm/resetflow"
+	"github.com/c3-pro/idm/users"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -79,16 +80,31 @@ func (s *spyStore) RecordLoginFailure(ctx context.Context, key string, now time.
 // env is a resetflow handler on a real memstore with real auth passwords,
 // behind a real HTTP server, sending mail to a real SMTP server.
 type env struct {
-	t      *testing.T
-	store  *spyStore
-	clock  *testclock.Clock
-	pw     *auth.Passwords
-	mail   *smtptest.Server
-	mailer *resetflow.SMTPMailer
-	h      *resetflow.Handler
-	srv    *httptest.Server
-	mu     sync.Mutex
-	events []string
+	t        *testing.T
+	store    *spyStore
+	clock    *testclock.Clock
+	pw       *auth.Passwords
+	mail     *smtptest.Server
+	mailer   *resetflow.SMTPMailer
+	h        *resetflow.Handler
+	accounts *users.Service
+	srv      *httptest.Server
+	mu       sync.Mutex
+	events   []string
+}
+
+// unlimited is an AddressLimiter that allows everything.
+type unlimited struct{}
+
+func (unlimited) Allow(*http.Request) (bool, time.Duration) { return true, 0 }
+
+// newAccounts returns the user-lifecycle service the flow sets passwords
+// through, over store.
+func newAccounts(t testing.TB, store users.Store, pw users.Passwords, now func() time.Time) *users.Service {
+	t.Helper()
+	svc, err := users.NewService(users.ServiceConfig{Store: store, Passwords: pw, Now: now})
+	require.NoError(t, err)
+	return svc
 }
 
 // newEnv starts an env; opts may change the config before New.
@@ -105,6 +121,8 @@ func newEnv(t *testing.T, opts ...func(*resetflow.Config)) *env {
 	require.NoError(t, err)
 	cfg := resetflow.Config{
 		Store:     e.store,
+		Accounts:  newAccounts(t, e.store, pw, e.clock.Now),
+		Limiter:   unlimited{}, // the limit has tests of its own
 		Passwords: pw,
 		Mailer:    e.mailer,
 		PublicURL: publicURL,
@@ -118,8 +136,10 @@ func newEnv(t *testing.T, opts ...func(*resetflow.Config)) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	e.accounts = cfg.Accounts.(*users.Service)
 	e.h, err = resetflow.New(cfg)
 	require.NoError(t, err)
+	e.accounts.SetMail(e.h, e.h)
 	mux := http.NewServeMux()
 	e.h.Install(mux.Handle)
 	e.srv = httptest.NewServer(mux)

@@ -12,6 +12,7 @@ import (
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
 	"github.com/c3-pro/idm/resetflow"
+	"github.com/c3-pro/idm/users"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -31,8 +32,15 @@ func ExampleNew() {
 	_ = store.CreateUser(ctx, idm.User{ID: idm.NewID(), Username: "alice@example.org"})
 	passwords, _ := auth.NewPasswords(auth.PasswordConfig{Cost: bcrypt.MinCost}) // production: cost 12 or more
 
+	// Passwords set through links go through the user-lifecycle service.
+	accounts, err := users.NewService(users.ServiceConfig{Store: store, Passwords: passwords})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	h, err := resetflow.New(resetflow.Config{
 		Store:     store,
+		Accounts:  accounts,
 		Passwords: passwords,
 		Mailer:    printMailer{}, // production: resetflow.NewSMTPMailer(...)
 		PublicURL: "https://idm.example.org",
@@ -41,6 +49,7 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
+	accounts.SetMail(h, h) // invitations and password-changed notices
 	mux := http.NewServeMux()
 	h.Install(mux.Handle)
 

@@ -63,7 +63,7 @@ func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Username string `json:"username"`
 	}
-	if isJSON(r) {
+	if idm.IsJSONBody(r) {
 		if err := idm.DecodeJSON(w, r, h.maxBody, &in); err != nil {
 			h.fail(w, r, err, PageIforgot, form)
 			return
@@ -96,7 +96,7 @@ func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 	// the background, after the answer.
 	h.onEvent(EventRequested)
 	h.background(r.Context(), "reset request", func(ctx context.Context) { h.requestReset(ctx, username) })
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteData(w, http.StatusAccepted, messageView{Message: MsgSent})
 		return
 	}
@@ -247,7 +247,7 @@ func (h *Handler) getReset(w http.ResponseWriter, r *http.Request) {
 		h.failLink(w, r, err)
 		return
 	}
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteData(w, http.StatusOK, linkView{Purpose: t.Purpose, Username: u.Username, Expires: idm.FormatTime(t.Expires)})
 		return
 	}
@@ -305,7 +305,7 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var key, pass1, pass2 string
-	if isJSON(r) {
+	if idm.IsJSONBody(r) {
 		var in struct {
 			Key      string `json:"key"`
 			Password string `json:"password"`
@@ -371,67 +371,26 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err, PageError, PageData{Title: titleRefused})
 		return
 	}
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteData(w, http.StatusOK, messageView{Message: MsgPasswordSet})
 		return
 	}
 	h.page(w, r, http.StatusOK, PageDone, PageData{Title: titleDone, LoginURL: h.loginURL})
 }
 
-// setPassword stores hash as u's password (audit record first), revokes
-// u's tokens and other links, clears u's login throttling and sends the
-// password-changed notice in the background.
+// setPassword stores hash as u's password through Accounts, which
+// records it, revokes u's tokens and other links, clears u's login
+// throttling and has the password-changed notice sent.
 func (h *Handler) setPassword(ctx context.Context, u idm.User, purpose, hash string) error {
-	now := idm.Timestamp(h.now())
 	action := ActionResetPassword
 	if purpose == PurposeInvite {
 		action = ActionSetPassword
 	}
-	rec, err := h.audit(ctx, u, u, now, action, map[string]any{
-		"username": u.Username, "password_changed": now, "login_failures": 0,
-	})
-	if err != nil {
-		return err
-	}
-	// The token is consumed already: a concurrent change of the user (a
-	// login's hash upgrade, a logout) must not cost the visitor the reset,
-	// so re-read and retry on ErrStale.
-	var next idm.User
-	err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
-		cur, err := h.store.FindUserByID(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		next = cur
-		next.PasswordHash = hash
-		next.PasswordChanged = now
-		next.Changed = now
-		next.TokenVersion++ // revokes the staff tokens issued before
-		return h.store.UpdateUser(ctx, next)
-	})
-	err = h.audits.Settle(ctx, []idm.AuditEvent{rec}, err, func(ctx context.Context) (bool, error) {
-		cur, err := h.store.FindUserByID(ctx, u.ID)
-		if errors.Is(err, idm.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil && cur.PasswordHash == hash, err
-	})
-	if err != nil {
-		return fmt.Errorf("resetflow: updating user %s: %w", u.ID, err)
+	if _, err := h.accounts.SetPasswordHash(ctx, u, u.ID, hash, action); err != nil {
+		return fmt.Errorf("resetflow: setting the password of %s: %w", u.ID, err)
 	}
 	h.onEvent(EventReset)
 	h.log.InfoContext(ctx, "resetflow: password set through a link", "user", u.ID, "purpose", purpose)
-	// Leftover links are unusable anyway (made before PasswordChanged);
-	// removing them is tidiness, so failures are only logged.
-	if err := h.store.DeleteResetTokens(ctx, u.ID); err != nil {
-		h.log.ErrorContext(ctx, "resetflow: removing reset tokens after a reset", "user", u.ID, "err", err)
-	}
-	// The login-failure counter of package auth is keyed by the username's
-	// idm.UsernameKey.
-	if err := h.store.ResetLoginFailures(ctx, idm.UsernameKey(u.Username)); err != nil {
-		h.log.ErrorContext(ctx, "resetflow: clearing login failures after a reset", "user", u.ID, "err", err)
-	}
-	h.notify(ctx, next)
 	return nil
 }
 
@@ -508,9 +467,6 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request) error {
 
 // allow applies the address limiter; a refusal sets Retry-After.
 func (h *Handler) allow(w http.ResponseWriter, r *http.Request) error {
-	if h.limiter == nil {
-		return nil
-	}
 	ok, retry := h.limiter.Allow(r)
 	if ok {
 		return nil
@@ -566,7 +522,7 @@ func (h *Handler) failLink(w http.ResponseWriter, r *http.Request, err error) {
 // page name showing the message, with the status of err. 5xx causes are
 // logged, never shown.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, name string, d PageData) {
-	if wantsJSON(r) {
+	if idm.WantsJSON(r) {
 		idm.WriteError(w, r, h.log, err)
 		return
 	}
@@ -592,68 +548,4 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, status int, name 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-// isJSON reports whether the request body is declared as JSON.
-func isJSON(r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
-}
-
-// wantsJSON reports whether to answer with JSON: the body is JSON, or the
-// Accept header prefers application/json to text/html.
-func wantsJSON(r *http.Request) bool {
-	if isJSON(r) {
-		return true
-	}
-	accept := r.Header.Values("Accept")
-	if len(accept) == 0 {
-		return false
-	}
-	// Higher quality wins; at equal quality, the more specific range (so
-	// "application/json, text/plain, */*", as axios sends, means JSON).
-	jq, js := acceptQ(accept, "application", "json")
-	hq, hs := acceptQ(accept, "text", "html")
-	return jq > hq || jq == hq && jq > 0 && js > hs
-}
-
-// acceptQ returns the quality the Accept header values give to type/sub and
-// the specificity of the range it came from: that of the most specific
-// matching media range (2 exact, 1 type/*, 0 */*); 0 and -1 when none
-// matches.
-func acceptQ(values []string, typ, sub string) (q float64, specificity int) {
-	best, bestSpec := 0.0, -1
-	for _, v := range values {
-		for _, rng := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(rng))
-			if err != nil {
-				continue
-			}
-			t, s, _ := strings.Cut(mt, "/")
-			spec := -1
-			switch {
-			case t == typ && s == sub:
-				spec = 2
-			case t == typ && s == "*":
-				spec = 1
-			case t == "*" && s == "*":
-				spec = 0
-			}
-			if spec < bestSpec || spec < 0 {
-				continue
-			}
-			q := 1.0
-			if qs, ok := params["q"]; ok {
-				f, err := strconv.ParseFloat(qs, 64)
-				if err != nil || f < 0 || f > 1 {
-					continue
-				}
-				q = f
-			}
-			if spec > bestSpec || q > best {
-				best, bestSpec = q, spec
-			}
-		}
-	}
-	return best, bestSpec
 }

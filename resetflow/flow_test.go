@@ -385,7 +385,7 @@ func TestTemplatesReplaceable(t *testing.T) {
 	sum := sha256.Sum256([]byte("body { color: #000; }"))
 	assert.Contains(t, page.Header.Get("Content-Security-Policy"), base64.StdEncoding.EncodeToString(sum[:]))
 
-	_, err := resetflow.New(resetflow.Config{Store: e.store, Passwords: e.pw, Mailer: e.mailer, PublicURL: publicURL,
+	_, err := resetflow.New(resetflow.Config{Store: e.store, Accounts: e.accounts, Passwords: e.pw, Mailer: e.mailer, PublicURL: publicURL,
 		Templates: fstest.MapFS{"pages/reset.html": {Data: []byte("{{define \"content\"}}{{.Nope}")}}})
 	assert.ErrorContains(t, err, "pages/reset.html")
 }
@@ -393,7 +393,7 @@ func TestTemplatesReplaceable(t *testing.T) {
 func TestNew(t *testing.T) {
 	e := newEnv(t)
 	valid := func() resetflow.Config {
-		return resetflow.Config{Store: e.store, Passwords: e.pw, Mailer: e.mailer, PublicURL: publicURL}
+		return resetflow.Config{Store: e.store, Accounts: e.accounts, Passwords: e.pw, Mailer: e.mailer, PublicURL: publicURL}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -403,6 +403,7 @@ func TestNew(t *testing.T) {
 		{"Valid", func(*resetflow.Config) {}, true},
 		{"PrefixAndLogin", func(c *resetflow.Config) { c.PublicURL = "http://localhost:9096/idm"; c.LoginURL = "/login" }, true},
 		{"NoStore", func(c *resetflow.Config) { c.Store = nil }, false},
+		{"NoAccounts", func(c *resetflow.Config) { c.Accounts = nil }, false},
 		{"NoPasswords", func(c *resetflow.Config) { c.Passwords = nil }, false},
 		{"NoMailer", func(c *resetflow.Config) { c.Mailer = nil }, false},
 		{"NoPublicURL", func(c *resetflow.Config) { c.PublicURL = "" }, false},

@@ -44,7 +44,7 @@ func FuzzRequests(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h, err := resetflow.New(resetflow.Config{Store: store, Passwords: pw, Mailer: &captureMailer{}, PublicURL: publicURL, MaxRequests: 1 << 30})
+	h, err := resetflow.New(resetflow.Config{Store: store, Accounts: newAccounts(f, store, pw, nil), Passwords: pw, Mailer: &captureMailer{}, PublicURL: publicURL, MaxRequests: 1 << 30, Limiter: unlimited{}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 )
 
@@ -73,20 +74,30 @@ const (
 	maxFieldBytes    = 4096
 )
 
-// Store is what the flow needs from the store: users, reset tokens, the
-// audit trail and a windowed counter for the per-account request limit.
-// Every [idm.Store] has these methods.
+// Store is what the flow needs from the store: reading users, reset
+// tokens, the audit trail and a windowed counter for the per-account
+// request limit. Every [idm.Store] has these methods. The flow writes no
+// user record itself: it sets passwords through [Accounts].
 type Store interface {
 	FindUserByID(ctx context.Context, id string) (idm.User, error)
 	FindUserByUsername(ctx context.Context, username string) (idm.User, error)
-	UpdateUser(ctx context.Context, u idm.User) error
 	AppendAudit(ctx context.Context, e idm.AuditEvent) error
 	CreateResetToken(ctx context.Context, t idm.ResetToken) error
 	FindResetToken(ctx context.Context, hash string, now time.Time) (idm.ResetToken, error)
 	ConsumeResetToken(ctx context.Context, hash string, now time.Time) (idm.ResetToken, error)
 	DeleteResetTokens(ctx context.Context, userID string) error
 	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (idm.LoginFailures, error)
-	ResetLoginFailures(ctx context.Context, key string) error
+}
+
+// Accounts sets passwords; package users' *Service implements it, with
+// the side effects every password change has (audit record first, tokens
+// and links revoked, login throttling cleared, the "your password was
+// changed" notice through its notifier, which is typically this Handler:
+// call the Service's SetMail with it).
+type Accounts interface {
+	// SetPasswordHash stores hash as the password of the user with the
+	// given ID on behalf of actor, recorded under the audit action action.
+	SetPasswordHash(ctx context.Context, actor idm.User, id, hash, action string) (idm.User, error)
 }
 
 var _ Store = idm.Store(nil)
@@ -108,11 +119,13 @@ type AddressLimiter interface {
 	Allow(r *http.Request) (ok bool, retryAfter time.Duration)
 }
 
-// Config configures [New]. Store, Passwords, Mailer and PublicURL are
-// required; everything else has a default.
+// Config configures [New]. Store, Accounts, Passwords, Mailer and
+// PublicURL are required; everything else has a default.
 type Config struct {
 	// Store keeps users, reset tokens and the audit trail.
 	Store Store
+	// Accounts sets the passwords chosen through links.
+	Accounts Accounts
 	// Passwords hashes new passwords and applies the policy.
 	Passwords Passwords
 	// Mailer sends the links and notices (see [NewSMTPMailer]).
@@ -136,13 +149,15 @@ type Config struct {
 	// id>"), so several instances share it.
 	MaxRequests   int
 	RequestWindow time.Duration
-	// Limiter, if set, limits POST /iforgot, GET and POST /reset per client
-	// address (429 with Retry-After).
+	// Limiter limits POST /iforgot, GET and POST /reset per client address
+	// (429 with Retry-After): nil means an auth.AddressLimiter with its
+	// defaults (a bucket of 20 requests, refilled at 1 per second, keyed by
+	// the direct peer's address), as in users.Config.
 	Limiter AddressLimiter
-	// CrossOrigin refuses cross-origin POSTs (403); nil means
-	// http.NewCrossOriginProtection(). Add trusted origins to it for a
-	// frontend served from another origin.
-	CrossOrigin *http.CrossOriginProtection
+	// TrustedOrigins are origins (such as "https://idm.example.org")
+	// besides the request's own from which a browser may POST the forms;
+	// other cross-origin POSTs are refused (403).
+	TrustedOrigins []string
 	// Templates, if set, replaces any of the embedded page and mail
 	// templates (see [PageLayout] and the other names); files it lacks keep
 	// their defaults.
@@ -172,6 +187,7 @@ type Config struct {
 // sent in the background are finished.
 type Handler struct {
 	store       Store
+	accounts    Accounts
 	pw          Passwords
 	mailer      Mailer
 	public      *url.URL
@@ -200,6 +216,9 @@ type Handler struct {
 func New(c Config) (*Handler, error) {
 	if c.Store == nil {
 		return nil, errors.New("resetflow: Config.Store is required")
+	}
+	if c.Accounts == nil {
+		return nil, errors.New("resetflow: Config.Accounts is required")
 	}
 	if c.Passwords == nil {
 		return nil, errors.New("resetflow: Config.Passwords is required")
@@ -251,14 +270,24 @@ func New(c Config) (*Handler, error) {
 	if c.MaxRequests < 0 || c.MaxPending < 0 || c.MaxBodyBytes < 0 {
 		return nil, errors.New("resetflow: MaxRequests, MaxPending and MaxBodyBytes must not be negative")
 	}
-	if c.CrossOrigin == nil {
-		c.CrossOrigin = http.NewCrossOriginProtection()
+	cop := http.NewCrossOriginProtection()
+	for _, o := range c.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("resetflow: trusted origin: %w", err)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Limiter == nil {
+		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: c.Now, Logger: c.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("resetflow: the address limiter: %w", err)
+		}
+		c.Limiter = lim
 	}
 	if c.OnEvent == nil {
 		c.OnEvent = func(string) {}
@@ -268,9 +297,9 @@ func New(c Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		store: c.Store, pw: c.Passwords, mailer: c.Mailer, public: public, loginURL: c.LoginURL,
+		store: c.Store, accounts: c.Accounts, pw: c.Passwords, mailer: c.Mailer, public: public, loginURL: c.LoginURL,
 		service: c.ServiceName, tokenTTL: c.TokenTTL, inviteTTL: c.InviteTTL,
-		maxRequests: c.MaxRequests, window: c.RequestWindow, limiter: c.Limiter, cop: c.CrossOrigin,
+		maxRequests: c.MaxRequests, window: c.RequestWindow, limiter: c.Limiter, cop: cop,
 		tmpl: tmpl, jobTimeout: c.JobTimeout, maxBody: c.MaxBodyBytes,
 		log: c.Logger, now: c.Now, onEvent: c.OnEvent, mux: idm.NewMux(),
 		jobs: jobs{max: c.MaxPending},

@@ -45,8 +45,8 @@ const (
 	MailDisabled = "disabled"
 )
 
-// MailStatus reports the state of m for a status endpoint: [MailDisabled]
-// when m is nil, [MailError] when m is a [Pinger] whose Ping fails, and
+// MailStatus reports the state of m for a status endpoint (idmd's /status
+// uses it): [MailDisabled] when m is nil, [MailError] when m is a [Pinger] whose Ping fails, and
 // [MailOK] otherwise. It never returns error text.
 func MailStatus(ctx context.Context, m Mailer) string {
 	if m == nil {

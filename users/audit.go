@@ -1,9 +1,7 @@
 package users
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/c3-pro/idm/idm"
@@ -63,53 +61,6 @@ func ptr[T any](v T) *T { return &v }
 type change struct {
 	action   string
 	old, new *auditState
-}
-
-// audit appends the records of changes to the user target made by actor, in
-// order, before the changes are made. It returns the records written so far
-// even when it fails, so that the caller can compensate them.
-func (h *Handler) audit(ctx context.Context, actor, target idm.User, at time.Time, changes ...change) ([]idm.AuditEvent, error) {
-	var written []idm.AuditEvent
-	for _, c := range changes {
-		e := idm.AuditEvent{
-			Time:     at,
-			Document: target.ID,
-			DocType:  idm.DocUser,
-			ActorID:  actor.ID,
-			Actor:    actor.Username,
-			Action:   c.action,
-		}
-		var err error
-		if e.Old, err = marshalState(c.old); err == nil {
-			e.New, err = marshalState(c.new)
-		}
-		if err != nil {
-			return written, fmt.Errorf("users: encoding audit values: %w", err)
-		}
-		if e, err = h.audits.Append(ctx, e); err != nil {
-			return written, fmt.Errorf("users: writing the audit record %q for user %s: %w", c.action, target.ID, err)
-		}
-		written = append(written, e)
-	}
-	return written, nil
-}
-
-// compensate appends, for each record, a record saying that its change
-// failed (suffix ActionFailedSuffix) or was undone (ActionUndoneSuffix),
-// through idm.AuditWriter.Compensate: it runs even when ctx has been
-// cancelled, so that the trail stays true; failures are logged.
-func (h *Handler) compensate(ctx context.Context, records []idm.AuditEvent, suffix string, cause error) {
-	for _, e := range records {
-		_, _ = h.audits.Compensate(ctx, e, suffix, cause)
-	}
-}
-
-// settle writes what is true of the changes recorded by records after
-// their write returned err (see idm.AuditWriter.Settle): nothing when err is
-// nil or when applied finds that an ambiguous write was made after all (it
-// then returns nil), else a compensating record for each.
-func (h *Handler) settle(ctx context.Context, records []idm.AuditEvent, err error, applied func(context.Context) (bool, error)) error {
-	return h.audits.Settle(ctx, records, err, applied)
 }
 
 func marshalState(s *auditState) (json.RawMessage, error) {

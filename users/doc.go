@@ -1,5 +1,8 @@
-// Package users serves the one-time bootstrap page /init and the staff user
-// management API under /user.
+// Package users owns the lifecycle of users: [Service] creates, deletes
+// and changes them, with one set of rules and side effects, for every
+// caller (the handler here, the reset flow of package resetflow, the idmd
+// command line). It also serves the one-time bootstrap page /init and the
+// staff user management API under /user, which call the Service.
 //
 // GET /init shows an HTML form (fields username and password) while no admin
 // exists and the store's one-time bootstrap marker is unset; POST /init (a
@@ -10,7 +13,7 @@
 //
 // The /user endpoints (create, list, read, update, delete) need a staff
 // token: the host passes the middleware that checks it (package auth's
-// Require) in [Config.Require]. User management is for admins; a user may
+// Require) in [Config.Authenticate]. User management is for admins; a user may
 // read their own record and change their own password, which takes their
 // current password (admins too: a stolen token alone must not take an
 // account over). Every change to a user is recorded in the audit trail
@@ -23,10 +26,17 @@
 //	h, err := users.New(users.Config{
 //		Store:     store,
 //		Passwords: passwords,        // *auth.Passwords
-//		Require:   authH.Require,    // the staff-token middleware
+//		Authenticate:   authH.Require,    // the staff-token middleware
 //	})
 //	if err != nil {
 //		return err
 //	}
 //	h.Install(mux.Handle)
+//
+// With the reset flow, one Service serves both, and mails through the flow:
+//
+//	accounts, err := users.NewService(users.ServiceConfig{Store: store, Passwords: passwords})
+//	reset, err := resetflow.New(resetflow.Config{Store: store, Accounts: accounts, ...})
+//	accounts.SetMail(reset, reset) // invitations and password-changed notices
+//	h, err := users.New(users.Config{Store: store, Passwords: passwords, Accounts: accounts, Authenticate: authH.Require})
 package users

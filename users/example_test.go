@@ -37,7 +37,7 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	usersH, err := users.New(users.Config{Store: store, Passwords: passwords, Require: authH.Require})
+	usersH, err := users.New(users.Config{Store: store, Passwords: passwords, Authenticate: authH.Require})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func newEnvOn(t *testing.T, s idm.Store, opts ...setup) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := users.Config{Store: s, Passwords: pw, Require: ah.Require, InitLimiter: unlimited{}}
+	c := users.Config{Store: s, Passwords: pw, Authenticate: ah.Require, Limiter: unlimited{}}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/c3-pro/idm/idm"
 )
@@ -106,7 +105,7 @@ func (h *Handler) serveInit(w http.ResponseWriter, r *http.Request) {
 		h.initFail(w, r, asJSON, err, in.Username)
 		return
 	}
-	u, err := h.bootstrap(r.Context(), in)
+	u, err := h.svc.Bootstrap(r.Context(), in.Username, in.Password)
 	if err != nil {
 		h.initFail(w, r, asJSON, err, in.Username)
 		return
@@ -156,71 +155,6 @@ func (h *Handler) readInit(w http.ResponseWriter, r *http.Request, asJSON bool) 
 	return in, nil
 }
 
-// bootstrap creates the first admin from in, provided this call wins the
-// store's one-time bootstrap marker; otherwise it returns errInitialised.
-func (h *Handler) bootstrap(ctx context.Context, in initInput) (idm.User, error) {
-	username, err := h.usernames.Normalize(in.Username)
-	if err != nil {
-		return idm.User{}, err
-	}
-	if err := h.checkPassword(in.Password); err != nil {
-		return idm.User{}, err
-	}
-	if _, err := idm.FindUserByUsername(ctx, h.store, in.Username); err == nil {
-		return idm.User{}, idm.E(idm.ErrConflict, msgTaken)
-	} else if !errors.Is(err, idm.ErrNotFound) {
-		return idm.User{}, fmt.Errorf("users: looking up %q: %w", username, err)
-	}
-	hash, err := h.passwords.Hash(ctx, in.Password)
-	if err != nil {
-		return idm.User{}, fmt.Errorf("users: hashing the first admin's password: %w", err)
-	}
-	now := h.timestamp()
-	if err := h.store.MarkBootstrapped(ctx, now); errors.Is(err, idm.ErrConflict) {
-		return idm.User{}, errInitialised
-	} else if err != nil {
-		return idm.User{}, fmt.Errorf("users: setting the bootstrap marker: %w", err)
-	}
-	// This request won the marker: finish even if the client goes away,
-	// since no other request can create the first admin any more.
-	ctx = context.WithoutCancel(ctx)
-	u := idm.User{
-		ID:           idm.NewID(),
-		Username:     username,
-		PasswordHash: hash,
-		Admin:        true,
-		Created:      now,
-		Changed:      now,
-	}
-	created := snapshot(u)
-	created.Bootstrap = true
-	recs, err := h.audit(ctx, u, u, now, change{action: ActionCreate, new: created})
-	if err == nil {
-		if err = h.store.CreateUser(ctx, u); err != nil {
-			err = fmt.Errorf("users: creating the first admin: %w", err)
-		}
-	}
-	if err != nil {
-		h.compensate(ctx, recs, ActionFailedSuffix, err)
-		h.log.ErrorContext(ctx, "users: the bootstrap marker is set but the first admin could not be created; "+
-			"create one with the admin command (idmd user add --admin)", "username", username, "err", err)
-		return idm.User{}, err
-	}
-	h.log.InfoContext(ctx, "users: first admin created through /init", "user", u.ID)
-	return u, nil
-}
-
-// checkPassword applies the password policy to a new password.
-func (h *Handler) checkPassword(pw string) error {
-	if pw == "" {
-		return idm.E(idm.ErrInvalid, "password is required")
-	}
-	if len(pw) > maxStringBytes {
-		return idm.E(idm.ErrInvalid, fmt.Sprintf("password must be at most %d bytes long", maxStringBytes))
-	}
-	return h.passwords.Check(pw)
-}
-
 // initFail answers an /init request that failed: the JSON error envelope,
 // or the page (the form with the message, or "already initialised").
 func (h *Handler) initFail(w http.ResponseWriter, r *http.Request, asJSON bool, err error, username string) {
@@ -257,31 +191,12 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, d p
 
 // wantsJSON reports whether an /init request is answered with JSON: a POST
 // whose body is not a form (JSON, or something unsupported that gets the
-// JSON error envelope), or a GET whose Accept header asks for JSON and not
-// for HTML. Browsers get the page.
+// JSON error envelope), or a GET that prefers JSON (see idm.WantsJSON).
+// Browsers get the page.
 func wantsJSON(r *http.Request) bool {
 	if r.Method == http.MethodPost {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		return err != nil || mt != "application/x-www-form-urlencoded"
 	}
-	json, html := false, false
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		switch {
-		case isJSONType(mt):
-			json = true
-		case mt == "text/html" || mt == "application/xhtml+xml":
-			html = true
-		}
-	}
-	return json && !html
-}
-
-// isJSONType reports whether a Content-Type names JSON.
-func isJSONType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	return idm.WantsJSON(r)
 }

@@ -376,7 +376,7 @@ func (l *fixedLimiter) Allow(*http.Request) (bool, time.Duration) {
 }
 
 func TestInitRateLimit(t *testing.T) {
-	e := newEnv(t, func(c *users.Config) { c.InitLimiter = &fixedLimiter{n: 1} })
+	e := newEnv(t, func(c *users.Config) { c.Limiter = &fixedLimiter{n: 1} })
 	if res := e.do(request{method: "GET", path: "/init"}); res.status != http.StatusOK {
 		t.Fatalf("first request: %d", res.status)
 	}
@@ -394,7 +394,7 @@ func TestInitRateLimit(t *testing.T) {
 // TestInitDefaultLimiter checks that /init is limited per address without
 // any configuration, with auth's default bucket.
 func TestInitDefaultLimiter(t *testing.T) {
-	e := newEnv(t, func(c *users.Config) { c.InitLimiter = nil })
+	e := newEnv(t, func(c *users.Config) { c.Limiter = nil })
 	for i := range auth.DefaultRateBurst {
 		if res := e.do(request{method: "GET", path: "/init"}); res.status != http.StatusOK {
 			t.Fatalf("request %d: %d", i+1, res.status)
@@ -403,5 +403,32 @@ func TestInitDefaultLimiter(t *testing.T) {
 	last := e.do(request{method: "GET", path: "/init"})
 	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
 		t.Errorf("request %d: %d, Retry-After %q", auth.DefaultRateBurst+1, last.status, last.header.Get("Retry-After"))
+	}
+}
+
+// TestInitNegotiatesByQuality answers GET /init with JSON or the page as
+// the Accept header prefers, weighing q-values as the reset flow does.
+func TestInitNegotiatesByQuality(t *testing.T) {
+	for _, tc := range []struct {
+		accept string
+		json   bool
+	}{
+		{"application/json", true},
+		{"application/json, text/html;q=0.1", true},
+		{"text/html, application/json;q=0.5", false},
+		{"application/json, text/plain, */*", true},
+		{"*/*", false},
+		{"", false},
+	} {
+		t.Run(tc.accept, func(t *testing.T) {
+			e := newEnv(t)
+			res := e.do(request{method: "GET", path: "/init", header: map[string]string{"Accept": tc.accept}})
+			if res.status != http.StatusOK {
+				t.Fatalf("status %d", res.status)
+			}
+			if got := strings.HasPrefix(res.header.Get("Content-Type"), "application/json"); got != tc.json {
+				t.Errorf("Content-Type %q; want JSON %v", res.header.Get("Content-Type"), tc.json)
+			}
+		})
 	}
 }

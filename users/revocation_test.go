@@ -38,11 +38,14 @@ func newMailEnvOn(t *testing.T, s idm.Store) *mailEnv {
 	mail := smtptest.Start(t)
 	mailer, err := resetflow.NewSMTPMailer(mail.URL(), "IDM <idm@example.org>", resetflow.WithTimeout(10*time.Second))
 	require.NoError(t, err)
-	rh, err := resetflow.New(resetflow.Config{Store: s, Passwords: pw, Mailer: mailer, PublicURL: "https://idm.example.org"})
+	accounts, err := users.NewService(users.ServiceConfig{Store: s, Passwords: pw})
+	require.NoError(t, err)
+	rh, err := resetflow.New(resetflow.Config{Store: s, Accounts: accounts, Passwords: pw, Mailer: mailer, PublicURL: "https://idm.example.org"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rh.Close() })
-	uh, err := users.New(users.Config{Store: s, Passwords: pw, Require: ah.Require, InitLimiter: unlimited{},
-		Inviter: rh, Notifier: rh})
+	accounts.SetMail(rh, rh)
+	uh, err := users.New(users.Config{Store: s, Passwords: pw, Authenticate: ah.Require, Limiter: unlimited{},
+		Accounts: accounts})
 	require.NoError(t, err)
 	mux := idm.NewMux()
 	ah.Install(mux.Handle)

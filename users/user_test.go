@@ -787,7 +787,7 @@ func TestRequireMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := users.New(users.Config{Store: memstore.New(), Passwords: pw, Require: func(next http.Handler) http.Handler { return next }})
+	h, err := users.New(users.Config{Store: memstore.New(), Passwords: pw, Authenticate: func(next http.Handler) http.Handler { return next }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/c3-pro/idm/auth"
@@ -85,20 +84,28 @@ type Config struct {
 	Store Store
 	// Passwords hashes passwords and applies the password policy. Required.
 	Passwords Passwords
-	// Require is the staff-token middleware (package auth's
-	// (*Handler).Require): it answers 401 without a valid token and puts an
-	// *idm.Principal into the request context. Every /user route is wrapped
-	// in it. Required.
-	Require func(http.Handler) http.Handler
+	// Authenticate is the staff-token middleware (package auth's
+	// (*Handler).Require), as in idm.Config: it answers 401 without a valid
+	// token and puts an *idm.Principal into the request context. Every
+	// /user route is wrapped in it. Required.
+	Authenticate func(http.Handler) http.Handler
+	// Accounts is the user-lifecycle service that makes every change to
+	// users; it must use the same Store. Nil means a new [Service] made of
+	// Store, Passwords, UsernameRule, MaxFailures, FailureWindow, Now and
+	// Logger, which sends mail through Inviter and Notifier.
+	Accounts *Service
 	// Inviter, when set, lets POST /user create a user without a password
 	// and send them a set-password link. Without it a password is required.
+	// Only without Accounts (see [Service.SetMail]).
 	Inviter Inviter
 	// Notifier, when set, is told about every password change made here.
+	// Only without Accounts (see [Service.SetMail]).
 	Notifier Notifier
-	// InitLimiter limits requests to /init per client address: nil means
+	// Limiter limits requests to /init per client address: nil means
 	// an auth.AddressLimiter with its defaults (a bucket of 20 requests,
-	// refilled at 1 per second, keyed by the direct peer's address).
-	InitLimiter AddressLimiter
+	// refilled at 1 per second, keyed by the direct peer's address), as in
+	// resetflow.Config.
+	Limiter AddressLimiter
 	// TrustedOrigins are origins (such as "https://idm.example.org") besides
 	// the request's own from which a browser may POST the /init form.
 	TrustedOrigins []string
@@ -126,26 +133,20 @@ type Config struct {
 // [New].
 type Handler struct {
 	store     Store
+	svc       *Service
 	passwords Passwords
 	require   func(http.Handler) http.Handler
-	inviter   Inviter
-	notifier  Notifier
 	limiter   AddressLimiter
-	usernames idm.UsernameRule
 	maxBody   int64
-	maxFails  int
-	window    time.Duration
 	now       func() time.Time
 	log       *slog.Logger
 
-	cop      *http.CrossOriginProtection
-	page     *template.Template
-	style    template.CSS
-	csp      string
-	mux      *idm.Mux
-	routes   []route
-	audits   *idm.AuditWriter
-	mutation sync.Mutex // serialises read-modify-write changes of users in this process
+	cop    *http.CrossOriginProtection
+	page   *template.Template
+	style  template.CSS
+	csp    string
+	mux    *idm.Mux
+	routes []route
 }
 
 type route struct {
@@ -163,26 +164,20 @@ func New(c Config) (*Handler, error) {
 		return nil, errors.New("users: Config.Store is required")
 	case c.Passwords == nil:
 		return nil, errors.New("users: Config.Passwords is required")
-	case c.Require == nil:
-		return nil, errors.New("users: Config.Require (the staff-token middleware) is required")
+	case c.Authenticate == nil:
+		return nil, errors.New("users: Config.Authenticate (the staff-token middleware) is required")
 	case c.MaxBodyBytes < 0:
 		return nil, fmt.Errorf("users: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
-	case c.MaxFailures < 0:
-		return nil, fmt.Errorf("users: Config.MaxFailures %d is negative", c.MaxFailures)
-	case c.FailureWindow < 0:
-		return nil, fmt.Errorf("users: Config.FailureWindow %v is negative", c.FailureWindow)
+	case c.Accounts != nil && (c.Inviter != nil || c.Notifier != nil):
+		return nil, errors.New("users: Config.Inviter and Notifier are for a handler without Accounts; use Accounts.SetMail")
 	}
 	h := &Handler{
 		store:     c.Store,
+		svc:       c.Accounts,
 		passwords: c.Passwords,
-		require:   c.Require,
-		inviter:   c.Inviter,
-		notifier:  c.Notifier,
-		limiter:   c.InitLimiter,
-		usernames: c.UsernameRule,
+		require:   c.Authenticate,
+		limiter:   c.Limiter,
 		maxBody:   c.MaxBodyBytes,
-		maxFails:  c.MaxFailures,
-		window:    c.FailureWindow,
 		now:       c.Now,
 		log:       c.Logger,
 		cop:       http.NewCrossOriginProtection(),
@@ -190,19 +185,23 @@ func New(c Config) (*Handler, error) {
 	if h.maxBody == 0 {
 		h.maxBody = idm.DefaultMaxBodyBytes
 	}
-	if h.maxFails == 0 {
-		h.maxFails = auth.DefaultMaxFailures
-	}
-	if h.window == 0 {
-		h.window = auth.DefaultFailureWindow
-	}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.audits = idm.NewAuditWriter(h.store, h.now, h.log)
+	if h.svc == nil {
+		svc, err := NewService(ServiceConfig{
+			Store: c.Store, Passwords: c.Passwords, UsernameRule: c.UsernameRule,
+			MaxFailures: c.MaxFailures, FailureWindow: c.FailureWindow, Now: c.Now, Logger: c.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		svc.SetMail(c.Inviter, c.Notifier)
+		h.svc = svc
+	}
 	if h.limiter == nil {
 		lim, err := auth.NewAddressLimiter(auth.AddressLimiterConfig{Now: h.now, Logger: h.log})
 		if err != nil {
@@ -257,7 +256,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Install registers the handler's routes (Go 1.22 ServeMux patterns such as
 // "PUT /user/{id}") with handle, for example a host's
 // (*http.ServeMux).Handle. The /user routes are wrapped in
-// [Config.Require]; /init is not.
+// [Config.Authenticate]; /init is not.
 func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 	for _, rt := range h.routes {
 		handle(rt.pattern, rt.handler)
@@ -266,7 +265,7 @@ func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 
 // staff wraps a /user handler: no caching of answers, the staff-token
 // middleware, and the handler's own check for the principal (so that a
-// host that mounts the handler without Require still fails closed).
+// host that mounts the handler without Authenticate still fails closed).
 func (h *Handler) staff(f func(w http.ResponseWriter, r *http.Request, actor idm.User)) http.Handler {
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, err := h.actor(r)
@@ -303,6 +302,3 @@ func (h *Handler) actor(r *http.Request) (idm.User, error) {
 	}
 	return u, nil
 }
-
-// timestamp returns the current time as stores keep it.
-func (h *Handler) timestamp() time.Time { return idm.Timestamp(h.now()) }

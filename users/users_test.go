@@ -18,7 +18,7 @@ func TestNewConfig(t *testing.T) {
 	}
 	require := func(next http.Handler) http.Handler { return next }
 	valid := func() users.Config {
-		return users.Config{Store: memstore.New(), Passwords: pw, Require: require}
+		return users.Config{Store: memstore.New(), Passwords: pw, Authenticate: require}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -29,7 +29,7 @@ func TestNewConfig(t *testing.T) {
 		{"trusted origin", func(c *users.Config) { c.TrustedOrigins = []string{"https://idm.example.org"} }, ""},
 		{"no store", func(c *users.Config) { c.Store = nil }, "Store"},
 		{"no passwords", func(c *users.Config) { c.Passwords = nil }, "Passwords"},
-		{"no require", func(c *users.Config) { c.Require = nil }, "Require"},
+		{"no authenticate", func(c *users.Config) { c.Authenticate = nil }, "Authenticate"},
 		{"negative body limit", func(c *users.Config) { c.MaxBodyBytes = -1 }, "MaxBodyBytes"},
 		{"throttling", func(c *users.Config) { c.MaxFailures, c.FailureWindow = 3, time.Minute }, ""},
 		{"negative max failures", func(c *users.Config) { c.MaxFailures = -1 }, "MaxFailures"},

@@ -52,7 +52,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	passwords, err := auth.NewPasswords(auth.PasswordConfig{})
+	passwords, err := newPasswords()
 	if err != nil {
 		return nil, err
 	}
@@ -67,28 +67,16 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	}
 	// One set of per-address buckets for every public form.
 	limiter := authH.AddressLimiter()
-	var (
-		resetH *resetflow.Handler
-		mail   pinger
-	)
-	usersCfg := users.Config{
-		Store: store, Passwords: passwords, Require: authH.Require, InitLimiter: limiter, Logger: log,
-		UsernameRule: cfg.Usernames,
+	accounts, resetH, mailer, err := newAccounts(cfg, store, passwords, log, limiter, m.reset)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.SMTPURL != "" {
-		mailer, err := resetflow.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom)
-		if err != nil {
-			return nil, &configError{s: find(settings(), "IDM_SMTP_URL"), err: errors.New("the value is not valid")}
-		}
-		resetH, err = resetflow.New(resetflow.Config{
-			Store: store, Passwords: passwords, Mailer: mailer, PublicURL: cfg.PublicURL,
-			Limiter: limiter, Logger: log, OnEvent: m.reset,
-		})
-		if err != nil {
-			return nil, err
-		}
-		mail = &cachedPing{p: mailer, ttl: mailCheckTTL, timeout: mailCheckTimeout, now: time.Now}
-		usersCfg.Inviter, usersCfg.Notifier = resetH, resetH
+	var mail resetflow.Mailer // nil: disabled
+	if mailer != nil {
+		mail = &cachedPing{Mailer: mailer, p: mailer, ttl: mailCheckTTL, timeout: mailCheckTimeout, now: time.Now}
+	}
+	usersCfg := users.Config{
+		Store: store, Passwords: passwords, Accounts: accounts, Authenticate: authH.Require, Limiter: limiter, Logger: log,
 	}
 	usersH, err := users.New(usersCfg)
 	if err != nil {
@@ -122,6 +110,39 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	// the body limit (which copies the request) goes outside it.
 	h := http.MaxBytesHandler(observe(refuseLargeBodies(mux, idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
 	return &service{handler: h, metrics: metricsHandler(m.handler(), cfg.MetricsToken), reset: resetH, audit: audit}, nil
+}
+
+// newPasswords returns the password hasher and policy of idmd.
+func newPasswords() (*auth.Passwords, error) {
+	// Hashing yields the CPU to the other requests under a flood of logins.
+	return auth.NewPasswords(auth.PasswordConfig{Niceness: auth.DefaultHashNiceness})
+}
+
+// newAccounts returns the user-lifecycle service over store that every
+// writer of users (the /init and /user routes, the reset flow, idmd user)
+// goes through and, when mail is configured, the reset flow that mails its
+// invitations and notices, and the flow's mailer. The caller closes the flow.
+func newAccounts(cfg *config, store idm.Store, passwords *auth.Passwords, log *slog.Logger,
+	limiter resetflow.AddressLimiter, onEvent func(string)) (*users.Service, *resetflow.Handler, *resetflow.SMTPMailer, error) {
+	accounts, err := users.NewService(users.ServiceConfig{
+		Store: store, Passwords: passwords, UsernameRule: cfg.Usernames, Logger: log,
+	})
+	if err != nil || cfg.SMTPURL == "" {
+		return accounts, nil, nil, err
+	}
+	mailer, err := resetflow.NewSMTPMailer(cfg.SMTPURL, cfg.MailFrom)
+	if err != nil {
+		return nil, nil, nil, &configError{s: find(settings(), "IDM_SMTP_URL"), err: errors.New("the value is not valid")}
+	}
+	resetH, err := resetflow.New(resetflow.Config{
+		Store: store, Accounts: accounts, Passwords: passwords, Mailer: mailer, PublicURL: cfg.PublicURL,
+		Limiter: limiter, Logger: log, OnEvent: onEvent,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	accounts.SetMail(resetH, resetH)
+	return accounts, resetH, mailer, nil
 }
 
 // loadKeys returns the signing keys the configuration names: PEM key files,

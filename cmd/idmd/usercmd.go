@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,13 +14,10 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/resetflow"
 	"github.com/c3-pro/idm/users"
 )
-
-// cliActor is the actor of audit records written by admin subcommands.
-const cliActor = "idmd (command line)"
 
 // userCmd runs `idmd user add|list|delete|passwd`.
 func userCmd(ctx context.Context, args []string, std stdio) int {
@@ -58,7 +54,13 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 		return exitFail
 	}
 	defer store.Close()
-	a := &admin_{store: store, std: std, now: time.Now, rule: cfg.Usernames, audits: idm.NewAuditWriter(store, time.Now, nil)}
+	a, err := newAdmin(cfg, store, std)
+	if err != nil {
+		fmt.Fprintf(std.err, "idmd: %v\n", err)
+		return exitFail
+	}
+	// Let the notices being mailed go out before the command ends.
+	defer a.close()
 	switch sub {
 	case "add":
 		err = a.add(ctx, pos[0], admin, pwStdin)
@@ -83,23 +85,55 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 	return exitOK
 }
 
-// admin_ carries out user administration directly on the store, with the
-// same rules and audit records as the /user API.
+// cliActor is the actor of audit records written by admin subcommands.
+const cliActor = "idmd (command line)"
+
+// cliUser is who the user subcommands act as: an actor without an ID, which
+// users.Service trusts as an admin.
+var cliUser = idm.User{Username: cliActor, Admin: true}
+
+// admin_ carries out user administration through the same user-lifecycle
+// service as the /user API, so with the same rules, audit records and side
+// effects (the password-changed notice too, when mail is configured).
 type admin_ struct {
-	store  idm.Store
-	std    stdio
-	now    func() time.Time
-	rule   idm.UsernameRule // for new usernames
-	audits *idm.AuditWriter // the records of the subcommands, as the /user API writes them
+	store    idm.Store
+	accounts *users.Service
+	reset    *resetflow.Handler // nil without mail
+	std      stdio
+	rule     idm.UsernameRule // for `list --check`
 }
 
-func (a *admin_) passwords() (*auth.Passwords, error) {
-	return auth.NewPasswords(auth.PasswordConfig{})
+// newAdmin wires the user-lifecycle service over store as idmd serve does.
+func newAdmin(cfg *config, store idm.Store, std stdio) (*admin_, error) {
+	passwords, err := newPasswords()
+	if err != nil {
+		return nil, err
+	}
+	accounts, reset, _, err := newAccounts(cfg, store, passwords, nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &admin_{store: store, accounts: accounts, reset: reset, std: std, rule: cfg.Usernames}, nil
+}
+
+// close waits for the mails being sent.
+func (a *admin_) close() {
+	if a.reset != nil {
+		_ = a.reset.Close()
+	}
 }
 
 // readPassword reads a new password: from the first line of standard input,
-// or twice from the terminal without echo.
+// or twice from the terminal without echo. An empty one is refused.
 func (a *admin_) readPassword(fromStdin bool) (string, error) {
+	pw, err := a.readLine(fromStdin)
+	if err == nil && pw == "" {
+		err = idm.E(idm.ErrInvalid, "password is required")
+	}
+	return pw, err
+}
+
+func (a *admin_) readLine(fromStdin bool) (string, error) {
 	if fromStdin {
 		line, err := bufio.NewReader(a.std.in).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -129,87 +163,16 @@ func (a *admin_) readPassword(fromStdin bool) (string, error) {
 	return string(p1), nil
 }
 
-func (a *admin_) newHash(ctx context.Context, fromStdin bool) (string, error) {
-	pw, err := a.readPassword(fromStdin)
-	if err != nil {
-		return "", err
-	}
-	p, err := a.passwords()
-	if err != nil {
-		return "", err
-	}
-	if err := p.Check(pw); err != nil {
-		return "", err
-	}
-	return p.Hash(ctx, pw)
-}
-
-// audit writes the record of a change of u, before the change, and returns
-// it for settle.
-func (a *admin_) audit(ctx context.Context, u idm.User, action string, old, new any) (idm.AuditEvent, error) {
-	enc := func(v any) json.RawMessage {
-		if v == nil {
-			return nil
-		}
-		b, _ := json.Marshal(v)
-		return b
-	}
-	return a.audits.Append(ctx, idm.AuditEvent{
-		Time: idm.Timestamp(a.now()), Document: u.ID, DocType: idm.DocUser,
-		Actor: cliActor, Action: action, Old: enc(old), New: enc(new),
-	})
-}
-
-// settle writes what is true of the change recorded by rec after its write
-// returned err (see idm.AuditWriter.Settle) and returns the error to report:
-// nil when a write of unknown outcome turns out to have been made.
-func (a *admin_) settle(ctx context.Context, rec idm.AuditEvent, err error, applied func(ctx context.Context) (bool, error)) error {
-	return a.audits.Settle(ctx, []idm.AuditEvent{rec}, err, applied)
-}
-
-// userExists reads back whether the user with the given ID exists.
-func (a *admin_) userExists(ctx context.Context, id string) (bool, error) {
-	_, err := a.store.FindUserByID(ctx, id)
-	if errors.Is(err, idm.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 func (a *admin_) add(ctx context.Context, email string, admin, pwStdin bool) error {
-	username, err := a.rule.Normalize(email)
+	pw, err := a.readPassword(pwStdin)
 	if err != nil {
 		return err
 	}
-	if _, err := idm.FindUserByUsername(ctx, a.store, email); err == nil {
-		return idm.E(idm.ErrConflict, "this username has already been taken")
-	}
-	hash, err := a.newHash(ctx, pwStdin)
+	u, err := a.accounts.Create(ctx, cliUser, users.NewUser{Username: email, Password: pw, Admin: admin})
 	if err != nil {
 		return err
 	}
-	now := idm.Timestamp(a.now())
-	u := idm.User{ID: idm.NewID(), Username: username, PasswordHash: hash, Admin: admin, Created: now, Changed: now}
-	rec, err := a.audit(ctx, u, users.ActionCreate, nil, map[string]any{"username": username, "admin": admin})
-	if err != nil {
-		return err
-	}
-	err = a.settle(ctx, rec, a.store.CreateUser(ctx, u), func(ctx context.Context) (bool, error) {
-		return a.userExists(ctx, u.ID)
-	})
-	if err != nil {
-		if errors.Is(err, idm.ErrConflict) {
-			return idm.E(idm.ErrConflict, "this username has already been taken")
-		}
-		return err
-	}
-	if admin {
-		// An admin exists now: /init stays closed for good.
-		if err := a.store.MarkBootstrapped(ctx, now); err != nil && !errors.Is(err, idm.ErrConflict) {
-			return err
-		}
-	}
-	fmt.Fprintf(a.std.out, "created %s%s (id %s)\n", username, map[bool]string{true: " as admin"}[admin], u.ID)
+	fmt.Fprintf(a.std.out, "created %s%s (id %s)\n", u.Username, map[bool]string{true: " as admin"}[admin], u.ID)
 	return nil
 }
 
@@ -260,42 +223,7 @@ func (a *admin_) delete(ctx context.Context, email string) error {
 	if err != nil {
 		return err
 	}
-	if u.Admin && !u.Disabled {
-		n, err := a.store.CountAdmins(ctx)
-		if err != nil {
-			return err
-		}
-		if n <= 1 {
-			return idm.E(idm.ErrConflict, "cannot delete the last admin")
-		}
-	}
-	rec, err := a.audit(ctx, u, users.ActionDelete, map[string]any{"username": u.Username, "admin": u.Admin}, nil)
-	if err != nil {
-		return err
-	}
-	// Revoke the user's tokens first, so that they stay revoked even if a
-	// backup taken before the deletion is restored later.
-	err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
-		cur, err := a.store.FindUserByID(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		cur.TokenVersion++
-		cur.Changed = idm.Timestamp(a.now())
-		return a.store.UpdateUser(ctx, cur)
-	})
-	if err == nil {
-		err = a.store.DeleteUser(ctx, u.ID)
-	}
-	err = a.settle(ctx, rec, err, func(ctx context.Context) (bool, error) {
-		ok, err := a.userExists(ctx, u.ID)
-		return !ok, err
-	})
-	if err != nil {
-		return err
-	}
-	// Reset links of a deleted user must not outlive it.
-	if err := a.store.DeleteResetTokens(ctx, u.ID); err != nil {
+	if err := a.accounts.Delete(ctx, cliUser, u.ID); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.std.out, "deleted %s\n", u.Username)
@@ -307,39 +235,11 @@ func (a *admin_) passwd(ctx context.Context, email string, pwStdin bool) error {
 	if err != nil {
 		return err
 	}
-	hash, err := a.newHash(ctx, pwStdin)
+	pw, err := a.readPassword(pwStdin)
 	if err != nil {
 		return err
 	}
-	rec, err := a.audit(ctx, u, users.ActionChangePassword, nil, nil)
-	if err != nil {
-		return err
-	}
-	now := idm.Timestamp(a.now())
-	err = idm.RetryStale(ctx, idm.DefaultStaleAttempts, func() error {
-		cur, err := a.store.FindUserByID(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		cur.PasswordHash, cur.PasswordChanged, cur.Changed = hash, now, now
-		cur.TokenVersion++ // earlier tokens stop working
-		return a.store.UpdateUser(ctx, cur)
-	})
-	err = a.settle(ctx, rec, err, func(ctx context.Context) (bool, error) {
-		cur, err := a.store.FindUserByID(ctx, u.ID)
-		if errors.Is(err, idm.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil && cur.PasswordHash == hash, err
-	})
-	if err != nil {
-		return err
-	}
-	if err := a.store.DeleteResetTokens(ctx, u.ID); err != nil {
-		return err
-	}
-	// A throttled account is usable again with its new password.
-	if err := a.store.ResetLoginFailures(ctx, idm.UsernameKey(u.Username)); err != nil {
+	if _, err := a.accounts.Update(ctx, cliUser, u.ID, users.Changes{Password: &pw}); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.std.out, "changed the password of %s\n", u.Username)

@@ -56,7 +56,7 @@ func newApp(ctx context.Context, store idm.Store, log *slog.Logger) (http.Handle
 	if err != nil {
 		return nil, err
 	}
-	usersH, err := users.New(users.Config{Store: store, Passwords: authH.Passwords(), Require: authH.Require, Logger: log})
+	usersH, err := users.New(users.Config{Store: store, Passwords: authH.Passwords(), Authenticate: authH.Require, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -325,7 +325,7 @@ func subjectTests() []test {
 		{"SortEveryColumn", func(t *testing.T, s idm.Store) {
 			subjects := sortData()
 			createSubjects(t, s, subjects...)
-			cols := append([]string{""}, idm.SubjectColumns...)
+			cols := append([]string{""}, idm.SubjectColumns()...)
 			for _, col := range cols {
 				for _, desc := range []bool{false, true} {
 					name := col

@@ -1,5 +1,6 @@
 // Package testclock is a fake clock for tests: it stands still until a test
-// sets it or moves it on. Pass its Now method wherever a Config takes a
+// sets it or moves it on (or, made with [NewTicking], moves on by a step on
+// every reading). Pass its Now method wherever a Config takes a
 // clock. It is safe for concurrent use.
 package testclock
 
@@ -10,17 +11,23 @@ import (
 
 // Clock is a settable clock.
 type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
 }
 
 // New returns a clock that reads t until it is set or moved.
 func New(t time.Time) *Clock { return &Clock{t: t} }
 
-// Now returns the clock's time.
+// NewTicking returns a clock that starts at t and moves on by step on every
+// reading, so that records written one after the other get distinct times.
+func NewTicking(t time.Time, step time.Duration) *Clock { return &Clock{t: t, step: step} }
+
+// Now returns the clock's time (after moving it on by its step).
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
 	return c.t
 }
 

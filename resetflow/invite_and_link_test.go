@@ -34,7 +34,7 @@ func TestInviteMailFailureAudited(t *testing.T) {
 	require.NoError(t, err)
 	authH, err := auth.New(auth.Config{Store: e.store, Keys: keys, Passwords: e.pw, RateLimit: rate.Inf, Now: e.clock.Now})
 	require.NoError(t, err)
-	usersH, err := users.New(users.Config{Store: e.store, Passwords: e.pw, Require: authH.Require, Inviter: e.h, Now: e.clock.Now})
+	usersH, err := users.New(users.Config{Store: e.store, Passwords: e.pw, Authenticate: authH.Require, Inviter: e.h, Now: e.clock.Now})
 	require.NoError(t, err)
 	mux := idm.NewMux()
 	authH.Install(mux.Handle)

@@ -17,13 +17,13 @@ import (
 	"github.com/c3-pro/idm/idm/memstore"
 )
 
-// TestReviewCreateSubjectOrder checks that POST /subject checks in API.md's
+// TestCreateSubjectCheckOrder checks that POST /subject checks in API.md's
 // order: a missing `sssid` first (before the types and names of the other
 // members), then a taken one, then the other members, name and bday, and
 // the dates.
-func TestReviewCreateSubjectOrder(t *testing.T) { onEachStore(t, testReviewCreateSubjectOrder) }
+func TestCreateSubjectCheckOrder(t *testing.T) { onEachStore(t, testCreateSubjectCheckOrder) }
 
-func testReviewCreateSubjectOrder(t *testing.T, newStore newStoreFunc) {
+func testCreateSubjectCheckOrder(t *testing.T, newStore newStoreFunc) {
 	e := rvNewEnv(t, newStore(t), nil)
 	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17"}`)
 	for _, tc := range []struct {
@@ -56,12 +56,12 @@ func testReviewCreateSubjectOrder(t *testing.T, newStore newStoreFunc) {
 	}
 }
 
-// TestReviewSSSIDRefused checks that SSSIDs that GET /subject/{sssid} could
+// TestSSSIDRefused checks that SSSIDs that GET /subject/{sssid} could
 // not address are refused at POST and PUT, and that unusual but addressable
 // ones work.
-func TestReviewSSSIDRefused(t *testing.T) { onEachStore(t, testReviewSSSIDRefused) }
+func TestSSSIDRefused(t *testing.T) { onEachStore(t, testSSSIDRefused) }
 
-func testReviewSSSIDRefused(t *testing.T, newStore newStoreFunc) {
+func testSSSIDRefused(t *testing.T, newStore newStoreFunc) {
 	e := rvNewEnv(t, newStore(t), nil)
 	body := func(sssid string) string {
 		b, err := json.Marshal(map[string]string{"sssid": sssid, "name": "N", "bday": "1980-05-17"})
@@ -139,13 +139,13 @@ func jsonString(t *testing.T, s string) string {
 // fractional digits.
 var rvTimestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
-// TestReviewServerTimes checks that the times the server sets are written
+// TestServerSetTimes checks that the times the server sets are written
 // with six fractional digits, also on whole seconds and with trailing zeros:
 // subjects' created and changed, a derived date_enrolled, and audit
 // records' datetime.
-func TestReviewServerTimes(t *testing.T) { onEachStore(t, testReviewServerTimes) }
+func TestServerSetTimes(t *testing.T) { onEachStore(t, testServerSetTimes) }
 
-func testReviewServerTimes(t *testing.T, newStore newStoreFunc) {
+func testServerSetTimes(t *testing.T, newStore newStoreFunc) {
 	e := rvNewEnv(t, newStore(t), nil)
 	t0 := time.Date(2026, 11, 29, 12, 24, 5, 0, time.UTC)
 	t1 := time.Date(2026, 11, 29, 12, 25, 0, 640_000_000, time.UTC)
@@ -231,10 +231,10 @@ func testReviewServerTimes(t *testing.T, newStore newStoreFunc) {
 	}
 }
 
-// TestReviewNoStore checks that JSON answers, data and errors alike, are
+// TestAnswersNotStored checks that JSON answers, data and errors alike, are
 // marked "Cache-Control: no-store", and that a handler's own Cache-Control
 // is kept.
-func TestReviewNoStore(t *testing.T) {
+func TestAnswersNotStored(t *testing.T) {
 	e := rvNewEnv(t, memstore.New(), nil)
 	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17"}`)
 	for _, tc := range []struct {
@@ -329,10 +329,10 @@ func (s *rvHangStore) UpdateSubject(ctx context.Context, sub idm.Subject) error 
 	return s.hang(ctx)
 }
 
-// TestReviewChangeSurvivesDisconnect checks that a client that goes away
+// TestChangeSurvivesDisconnect checks that a client that goes away
 // while its change is being written does not end the change: the write the
 // store carried out is not followed by a compensating "failed" record.
-func TestReviewChangeSurvivesDisconnect(t *testing.T) {
+func TestChangeSurvivesDisconnect(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, target, body string
 		action                     string
