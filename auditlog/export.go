@@ -30,6 +30,9 @@ const exportFormat = "idm-audit-export/1"
 type ExportOptions struct {
 	Format       string    // FormatJSONL (default) or FormatCSV
 	Since, Until time.Time // records at or after Since and before Until; zero: unbounded
+	// Progress, if not nil, is called after each batch with the records
+	// read so far and the checkpoint's size.
+	Progress func(done, total int64)
 }
 
 // exportHeader is the first line of a JSON-lines export.
@@ -138,6 +141,9 @@ func (l *Log) Export(ctx context.Context, w io.Writer, o ExportOptions) (records
 				return records, err
 			}
 			records++
+		}
+		if o.Progress != nil {
+			o.Progress(min(cp.Size, from+verifyBatch), cp.Size)
 		}
 	}
 	if cw != nil {

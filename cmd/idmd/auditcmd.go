@@ -111,6 +111,13 @@ func auditCmd(ctx context.Context, args []string, std stdio) int {
 		*t.dst = v
 	}
 	o.Format = format
+	last := time.Now()
+	o.Progress = func(done, total int64) {
+		if time.Since(last) >= time.Second || done == total {
+			fmt.Fprintf(std.err, "exported %d of %d records\n", done, total)
+			last = time.Now()
+		}
+	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(std.err, "idmd: %v\n", err)
@@ -203,7 +210,7 @@ func exportLog(ctx context.Context, l *auditlog.Log, o auditlog.ExportOptions, o
 		fmt.Fprintf(std.err, "idmd: audit export: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(std.err, "exported %d records\n", n)
+	fmt.Fprintf(std.err, "wrote %d records\n", n)
 	return exitOK
 }
 
