@@ -59,10 +59,14 @@ type Log struct {
 	mu       sync.Mutex          // one Sync at a time in this process
 	frontier map[int64]tlog.Hash // the hashes the next append needs, for the tree size syncedTo
 	syncedTo int64               // tree size the frontier is for; -1 when unknown
+
+	// latestMu guards latest, the latest checkpoint, for Stats: apart from
+	// mu, so that a long Sync does not hold up a metrics scrape.
+	latestMu sync.Mutex
 	latest   struct {
 		size int64
 		at   time.Time
-	} // the latest checkpoint, for Stats
+	}
 }
 
 // New validates c and returns a Log.
@@ -259,8 +263,8 @@ func (l *Log) Checkpoint(ctx context.Context) (idm.Checkpoint, error) {
 }
 
 func (l *Log) noteLatest(c idm.Checkpoint) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.latestMu.Lock()
+	defer l.latestMu.Unlock()
 	if c.Size >= l.latest.size {
 		l.latest.size, l.latest.at = c.Size, c.Time
 	}
@@ -269,8 +273,8 @@ func (l *Log) noteLatest(c idm.Checkpoint) {
 // Stats returns the size and time of the latest checkpoint this process
 // wrote or saw (zero before the first).
 func (l *Log) Stats() (size int64, at time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.latestMu.Lock()
+	defer l.latestMu.Unlock()
 	return l.latest.size, l.latest.at
 }
 
