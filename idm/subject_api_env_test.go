@@ -1,6 +1,7 @@
 package idm_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -45,15 +46,13 @@ func rvNewEnv(t *testing.T, store idm.Store, wrap func(http.Handler) http.Handle
 	if err != nil {
 		t.Fatal(err)
 	}
+	hash, err := pw.Hash(ctx, rvAdminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := idm.Timestamp(e.clock.Now())
-	admin := idm.User{ID: idm.NewID(), Username: "admin@example.org", Admin: true, Created: now, Changed: now}
+	admin := idm.User{ID: idm.NewID(), Username: "admin@example.org", PasswordHash: hash, Admin: true, Created: now, Changed: now}
 	if err := store.CreateUser(ctx, admin); err != nil {
-		t.Fatal(err)
-	}
-	if admin, err = store.FindUserByID(ctx, admin.ID); err != nil {
-		t.Fatal(err)
-	}
-	if e.token, _, err = authH.IssueToken(admin); err != nil {
 		t.Fatal(err)
 	}
 	h, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Now: e.clock.Now})
@@ -69,8 +68,19 @@ func rvNewEnv(t *testing.T, store idm.Store, wrap func(http.Handler) http.Handle
 	}
 	e.srv = httptest.NewServer(root)
 	t.Cleanup(e.srv.Close)
+	r := e.do(t, "POST", "/auth", `{"username": "admin@example.org", "password": "`+rvAdminPassword+`"}`, "Authorization", "")
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &login) != nil {
+		t.Fatalf("logging in as the admin: %d %s", r.status, r.body)
+	}
+	e.token = login.AccessToken
 	return e
 }
+
+// rvAdminPassword is the admin's password in an rvEnv.
+const rvAdminPassword = "an admin's passphrase"
 
 // do sends a request with the admin's token; header holds more header
 // name/value pairs, and an "Authorization" among them replaces the token
