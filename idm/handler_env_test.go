@@ -55,8 +55,10 @@ type envConfig struct {
 }
 
 // withAuth serves package auth's routes (POST /auth, the JWKS, ...) and the
-// API on one host mux with package auth's staff tokens and link tokens, and
-// makes the env log in as an admin (adminName) for its staff requests.
+// API on one host mux with package auth's staff tokens and link tokens, the
+// way idmd wires them. The store gets an admin (adminName, envAdminPassword)
+// and a staff user (staffID, staffName, envStaffPassword); the env logs in
+// as the admin for its staff requests.
 func withAuth(c *envConfig) { c.auth = true }
 
 // stillClock gives the env a clock that stands still until the test moves it.
@@ -71,8 +73,11 @@ func wrapped(wrap func(http.Handler) http.Handler) func(*envConfig) {
 	return func(c *envConfig) { c.wrap = wrap }
 }
 
-// envAdminPassword is the admin's password in an env made withAuth.
-const envAdminPassword = "an admin's passphrase"
+// Passwords of the users of an env made withAuth.
+const (
+	envAdminPassword = "an admin's passphrase"
+	envStaffPassword = "a long and unusual test password"
+)
 
 // newTestEnv returns the API handler on a fresh memstore; configure may
 // change the handler's configuration and the env.
@@ -128,8 +133,8 @@ func newTestEnvOn(t testing.TB, store idm.Store, configure ...func(*envConfig)) 
 	return e
 }
 
-// newAuthHandler returns package auth's handler on store, with an admin
-// (adminName, envAdminPassword) stored.
+// newAuthHandler returns package auth's handler on store, with the admin
+// and the staff user of withAuth stored.
 func newAuthHandler(t testing.TB, store idm.Store, now func() time.Time) *auth.Handler {
 	t.Helper()
 	ctx := t.Context()
@@ -149,14 +154,20 @@ func newAuthHandler(t testing.TB, store idm.Store, now func() time.Time) *auth.H
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash, err := pw.Hash(ctx, envAdminPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := idm.Timestamp(now())
-	admin := idm.User{ID: idm.NewID(), Username: adminName, PasswordHash: hash, Admin: true, Created: at, Changed: at}
-	if err := store.CreateUser(ctx, admin); err != nil {
-		t.Fatal(err)
+	for _, u := range []struct {
+		user     idm.User
+		password string
+	}{
+		{idm.User{ID: idm.NewID(), Username: adminName, Admin: true, Created: at, Changed: at}, envAdminPassword},
+		{idm.User{ID: staffID, Username: staffName, Created: at, Changed: at}, envStaffPassword},
+	} {
+		if u.user.PasswordHash, err = pw.Hash(ctx, u.password); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CreateUser(ctx, u.user); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return authH
 }
