@@ -88,10 +88,11 @@ func ExampleNew() {
 }
 
 // ExampleHandler_Require guards a handler with staff-token authentication
-// and reads the principal it puts into the request context.
+// and reads the principal it puts into the request context; the token comes
+// from a login (POST /auth).
 func ExampleHandler_Require() {
 	ctx := context.Background()
-	store, h := exampleSetup(ctx)
+	_, h := exampleSetup(ctx)
 
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := idm.PrincipalFrom(r.Context())
@@ -101,7 +102,10 @@ func ExampleHandler_Require() {
 		}
 		fmt.Fprintf(w, "hello %s\n", p.Username)
 	})
-	srv := httptest.NewServer(h.Require(hello))
+	mux := idm.NewMux()
+	h.Install(mux.Handle) // POST /auth gives the token
+	mux.Handle("GET /hello", h.Require(hello))
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
 	get := func(authorization string) {
@@ -118,14 +122,19 @@ func ExampleHandler_Require() {
 		fmt.Print(resp.StatusCode, " ", string(body))
 	}
 
-	u, err := store.FindUserByUsername(ctx, "alice@example.org")
+	resp, err := http.Post(srv.URL+"/auth", "application/json",
+		strings.NewReader(`{"username": "alice@example.org", "password": "kettle-orbit-lantern-9"}`))
 	if err != nil {
 		log.Fatal(err)
 	}
-	token, _, err := h.IssueToken(u)
-	if err != nil {
+	defer resp.Body.Close()
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&login); err != nil {
 		log.Fatal(err)
 	}
+	token := login.AccessToken
 	get("")
 	get("JWT " + token)
 	get("Bearer " + token)

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"net/http"
+
+	"github.com/c3-pro/idm/idm"
 )
 
 // SetRunHook makes p call f on a hashing worker before each hash or
@@ -23,3 +25,8 @@ func (l *AddressLimiter) Middleware(next http.Handler) http.Handler { return l.m
 // NeedsRehash reports whether an encoded hash is of a legacy scheme or
 // below the configured cost.
 func (p *Passwords) NeedsRehash(encoded string) bool { return p.needsRehash(encoded) }
+
+// IssueToken signs a staff token for u (sub = identity = u.ID, ver =
+// u.TokenVersion) as a successful POST /auth does, without checking u's
+// password or state.
+func (h *Handler) IssueToken(u idm.User) (string, StaffClaims, error) { return h.tokens.issueStaff(u) }

@@ -270,13 +270,6 @@ func (h *Handler) AddressLimiter() *AddressLimiter { return h.limiter }
 // passes as a link token.
 func (h *Handler) LinkTokens() idm.LinkTokens { return h.tokens }
 
-// IssueToken signs a staff token for u (sub = identity = u.ID, ver =
-// u.TokenVersion) and returns it with its claims. POST /auth calls it after a
-// successful login; it does not check u's password or state.
-func (h *Handler) IssueToken(u idm.User) (string, StaffClaims, error) {
-	return h.tokens.issueStaff(u)
-}
-
 // verifyToken checks a staff token's signature, algorithm, key ID, issuer,
 // audience, expiry, not-before and shape, and returns its claims. It does
 // not look up the user; [Handler.Authenticate] does. Every failure wraps

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
 	"github.com/c3-pro/idm/internal/testclock"
@@ -32,45 +33,157 @@ func testAuth() fakeAuth {
 	}
 }
 
-// testEnv is the API handler on a store, served over real HTTP.
+// testEnv is the API handler on a store, served over real HTTP. By default
+// staff requests carry the fake staffToken (testAuth); with [withAuth] the
+// API sits beside package auth's routes on one host mux, as idmd wires them,
+// and staff requests carry a real admin's token.
 type testEnv struct {
 	store  idm.Store
 	clock  *testclock.Clock
-	tokens *hmacLinkTokens
+	tokens *hmacLinkTokens // the link tokens, unless withAuth
 	srv    *httptest.Server
+	token  string // the token staff requests carry
 }
 
+// envConfig is what the options of newTestEnv may change: the API handler's
+// configuration and how the env is built around it.
+type envConfig struct {
+	idm.Config
+	clock *testclock.Clock                // the env's clock (Config.Now reads it)
+	auth  bool                            // see withAuth
+	wrap  func(http.Handler) http.Handler // if set, wraps what the server serves
+}
+
+// withAuth serves package auth's routes (POST /auth, the JWKS, ...) and the
+// API on one host mux with package auth's staff tokens and link tokens, the
+// way idmd wires them. The store gets an admin (adminName, envAdminPassword)
+// and a staff user (staffID, staffName, envStaffPassword); the env logs in
+// as the admin for its staff requests.
+func withAuth(c *envConfig) { c.auth = true }
+
+// stillClock gives the env a clock that stands still until the test moves it.
+func stillClock(c *envConfig) {
+	c.clock = testclock.New(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
+	c.Now = c.clock.Now
+}
+
+// wrapped wraps what the env's server serves (for tests that watch requests
+// on the server's side).
+func wrapped(wrap func(http.Handler) http.Handler) func(*envConfig) {
+	return func(c *envConfig) { c.wrap = wrap }
+}
+
+// Passwords of the users of an env made withAuth.
+const (
+	envAdminPassword = "an admin's passphrase"
+	envStaffPassword = "a long and unusual test password"
+)
+
 // newTestEnv returns the API handler on a fresh memstore; configure may
-// change the handler's configuration.
-func newTestEnv(t testing.TB, configure ...func(*idm.Config)) *testEnv {
+// change the handler's configuration and the env.
+func newTestEnv(t testing.TB, configure ...func(*envConfig)) *testEnv {
 	t.Helper()
 	return newTestEnvOn(t, memstore.New(), configure...)
 }
 
 // newTestEnvOn returns the API handler on store.
-func newTestEnvOn(t testing.TB, store idm.Store, configure ...func(*idm.Config)) *testEnv {
+func newTestEnvOn(t testing.TB, store idm.Store, configure ...func(*envConfig)) *testEnv {
 	t.Helper()
 	e := &testEnv{
 		store:  store,
-		clock:  newTestClock(),
 		tokens: &hmacLinkTokens{secret: []byte("a test secret of at least 32 bytes!!"), issuer: linkIssuer, audience: linkIssuer},
+		token:  staffToken,
 	}
-	c := idm.Config{
+	c := envConfig{clock: newTestClock()}
+	c.Config = idm.Config{
 		Store:        e.store,
 		LinkTokens:   e.tokens,
 		Authenticate: testAuth().Require,
-		Now:          e.clock.Now,
+		Now:          c.clock.Now,
 	}
 	for _, f := range configure {
 		f(&c)
 	}
-	h, err := idm.NewHandler(c)
+	e.clock = c.clock
+	var authH *auth.Handler
+	if c.auth {
+		authH = newAuthHandler(t, store, c.Now)
+		c.LinkTokens, c.Authenticate = authH.LinkTokens(), authH.Require
+		e.tokens = nil
+	}
+	h, err := idm.NewHandler(c.Config)
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)
 	}
-	e.srv = httptest.NewServer(h)
+	var root http.Handler = h
+	if authH != nil {
+		mux := idm.NewMux()
+		authH.Install(mux.Handle)
+		h.Install(mux.Handle)
+		root = mux
+	}
+	if c.wrap != nil {
+		root = c.wrap(root)
+	}
+	e.srv = httptest.NewServer(root)
 	t.Cleanup(e.srv.Close)
+	if authH != nil {
+		e.token = e.login(t, adminName, envAdminPassword)
+	}
 	return e
+}
+
+// newAuthHandler returns package auth's handler on store, with the admin
+// and the staff user of withAuth stored.
+func newAuthHandler(t testing.TB, store idm.Store, now func() time.Time) *auth.Handler {
+	t.Helper()
+	ctx := t.Context()
+	pw, err := auth.NewPasswords(auth.PasswordConfig{Cost: 4}) // bcrypt.MinCost: hashing is not under test
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.NewHMACKey([]byte("0123456789abcdef0123456789abcdef-review"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authH, err := auth.New(auth.Config{Store: store, Keys: keys, Passwords: pw, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := idm.Timestamp(now())
+	for _, u := range []struct {
+		user     idm.User
+		password string
+	}{
+		{idm.User{ID: idm.NewID(), Username: adminName, Admin: true, Created: at, Changed: at}, envAdminPassword},
+		{idm.User{ID: staffID, Username: staffName, Created: at, Changed: at}, envStaffPassword},
+	} {
+		if u.user.PasswordHash, err = pw.Hash(ctx, u.password); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CreateUser(ctx, u.user); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return authH
+}
+
+// login posts the credentials to /auth (an env made withAuth) and returns
+// the staff token.
+func (e *testEnv) login(t testing.TB, username, password string) string {
+	t.Helper()
+	r := e.do(t, "POST", "/auth", `{"username": `+jsonString(t, username)+`, "password": `+jsonString(t, password)+`}`)
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &login) != nil {
+		t.Fatalf("logging in as %s: %d %s", username, r.status, r.body)
+	}
+	return login.AccessToken
 }
 
 // response is an answer of the server.
@@ -131,10 +244,12 @@ func (e *testEnv) do(t testing.TB, method, target, body string, headers ...strin
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-// staff sends a request as the staff user (the frontend's `JWT` scheme).
-func (e *testEnv) staff(t testing.TB, method, target, body string) response {
+// staff sends a request with the env's staff token (the frontend's `JWT`
+// scheme); headers are more name/value pairs, and an "Authorization" among
+// them replaces the token ("" for none).
+func (e *testEnv) staff(t testing.TB, method, target, body string, headers ...string) response {
 	t.Helper()
-	return e.do(t, method, target, body, "Authorization", "JWT "+staffToken)
+	return e.do(t, method, target, body, append([]string{"Authorization", "JWT " + e.token}, headers...)...)
 }
 
 // must sends a staff request and fails the test unless it gets want.
@@ -236,6 +351,25 @@ func (f fixture) expand(s string) string {
 		pairs = append(pairs, "{jwt:"+name+"}", tok)
 	}
 	return strings.NewReplacer(pairs...).Replace(s)
+}
+
+// storedActions returns the audit actions about the subject sssid, oldest
+// first, read from the store (also after the server is closed).
+func (e *testEnv) storedActions(t testing.TB, sssid string) []string {
+	t.Helper()
+	s, err := e.store.FindSubject(t.Context(), sssid)
+	if err != nil {
+		t.Fatalf("find subject %q: %v", sssid, err)
+	}
+	evs, err := e.store.AuditsFor(t.Context(), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Action)
+	}
+	return out
 }
 
 // state returns the store's subjects, links and audit records as JSON, to

@@ -2,6 +2,7 @@ package idm_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -55,14 +56,29 @@ func ExampleNewHandler() {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	staff := idm.User{ID: idm.NewID(), Username: "staff@example.org", Created: now(), Changed: now()}
-	if err := store.CreateUser(ctx, staff); err != nil {
-		log.Fatal(err)
-	}
-	token, _, err := authH.IssueToken(staff)
+	hash, err := passwords.Hash(ctx, "kettle-orbit-lantern-9")
 	if err != nil {
 		log.Fatal(err)
 	}
+	staff := idm.User{ID: idm.NewID(), Username: "staff@example.org", PasswordHash: hash, Created: now(), Changed: now()}
+	if err := store.CreateUser(ctx, staff); err != nil {
+		log.Fatal(err)
+	}
+	// The frontend logs in (POST /auth) and sends the token it gets.
+	resp, err := http.Post(srv.URL+"/auth", "application/json",
+		strings.NewReader(`{"username": "staff@example.org", "password": "kettle-orbit-lantern-9"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	token := login.AccessToken
 	call := func(method, path, body string) {
 		req, _ := http.NewRequestWithContext(ctx, method, srv.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "JWT "+token)

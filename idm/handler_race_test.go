@@ -63,7 +63,7 @@ func (s *hookStore) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 func newHookEnv(t *testing.T, store idm.Store) (*testEnv, *hookStore) {
 	t.Helper()
 	var hs *hookStore
-	env := newTestEnvOn(t, store, func(c *idm.Config) {
+	env := newTestEnvOn(t, store, func(c *envConfig) {
 		hs = &hookStore{Store: c.Store.(idm.Store)}
 		c.Store = hs
 	})

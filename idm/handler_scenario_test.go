@@ -3,59 +3,11 @@ package idm_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/c3-pro/idm/auth"
-	"github.com/c3-pro/idm/idm"
 )
-
-// newAuthEnv serves package auth's routes and the IDM API on one mux, over
-// store with one staff user added, the way idmd wires them. It returns the
-// environment and the user's password.
-func newAuthEnv(t testing.TB, store idm.Store) (*testEnv, string) {
-	t.Helper()
-	ctx := t.Context()
-	clock := newTestClock()
-	pw, err := auth.NewPasswords(auth.PasswordConfig{Cost: 4}) // bcrypt.MinCost: the cost is not under test
-	if err != nil {
-		t.Fatal(err)
-	}
-	const password = "a long and unusual test password"
-	hash, err := pw.Hash(ctx, password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := idm.Timestamp(clock.Now())
-	if err := store.CreateUser(ctx, idm.User{ID: staffID, Username: staffName, PasswordHash: hash, Created: now, Changed: now}); err != nil {
-		t.Fatal(err)
-	}
-	key, err := auth.NewHMACKey([]byte("0123456789abcdef0123456789abcdef-scenario"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auth.NewKeySet(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authH, err := auth.New(auth.Config{Store: store, Keys: keys, Passwords: pw, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idmH, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := idm.NewMux()
-	authH.Install(mux.Handle)
-	idmH.Install(mux.Handle)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &testEnv{store: store, clock: clock, srv: srv}, password
-}
 
 // TestScenario walks the frontend's flow and the mobile app's, against the
 // real auth package: log in, create subjects, page and sort, update,
@@ -64,7 +16,7 @@ func newAuthEnv(t testing.TB, store idm.Store) (*testEnv, string) {
 func TestScenario(t *testing.T) { onEachStore(t, testScenario) }
 
 func testScenario(t *testing.T, newStore newStoreFunc) {
-	env, password := newAuthEnv(t, newStore(t))
+	env, password := newTestEnvOn(t, newStore(t), withAuth), envStaffPassword
 	login := func(t *testing.T) string {
 		t.Helper()
 		r := env.do(t, "POST", "/auth", `{"username": "Staff@Example.org", "password": "`+password+`"}`)

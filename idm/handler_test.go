@@ -294,7 +294,7 @@ func TestNewHandlerValidates(t *testing.T) {
 // that /establish is not behind the middleware.
 func TestStaffRoutesFailClosed(t *testing.T) {
 	passthrough := func(next http.Handler) http.Handler { return next }
-	env := newTestEnv(t, func(c *idm.Config) { c.Authenticate = passthrough })
+	env := newTestEnv(t, func(c *envConfig) { c.Authenticate = passthrough })
 	for _, rt := range []struct{ method, target string }{
 		{"POST", "/subject"}, {"GET", "/subject"}, {"GET", "/subject/S-1"}, {"PUT", "/subject/S-1"},
 		{"POST", "/subject/S-1/links"}, {"GET", "/subject/S-1/links"}, {"GET", "/subject/S-1/audits"},
@@ -316,7 +316,7 @@ func TestStaffRoutesFailClosed(t *testing.T) {
 			http.Error(w, "guarded", http.StatusTeapot)
 		})
 	}
-	env = newTestEnv(t, func(c *idm.Config) { c.Authenticate = guard })
+	env = newTestEnv(t, func(c *envConfig) { c.Authenticate = guard })
 	if r := env.do(t, "POST", "/establish", patientJSON("P-1")); r.status != http.StatusUnauthorized {
 		t.Errorf("POST /establish without a token: %d %s, want the handler's own 401", r.status, r.body)
 	}

@@ -30,7 +30,7 @@ func TestNewLinkCarriesIssuerAudienceAndAlgorithmFromCreation(t *testing.T) {
 
 		// The service's link issuer changes (say, to the app build's):
 		// the existing link and its tokens keep theirs.
-		moved := newTestEnvOn(t, store, func(c *idm.Config) {
+		moved := newTestEnvOn(t, store, func(c *envConfig) {
 			c.LinkTokens = &hmacLinkTokens{secret: env.tokens.secret, issuer: "https://idm.c3-pro.io/", audience: "https://idm.example"}
 		})
 		token := moved.mint(t, jti)

@@ -22,7 +22,7 @@ import (
 func TestLinkJWT(t *testing.T) { onEachStore(t, testLinkJWT) }
 
 func testLinkJWT(t *testing.T, newStore newStoreFunc) {
-	env := newTestEnvOn(t, newStore(t), func(c *idm.Config) { c.LinkTTL = 2 * time.Hour })
+	env := newTestEnvOn(t, newStore(t), func(c *envConfig) { c.LinkTTL = 2 * time.Hour })
 	env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 	jti := env.createLink(t, "S-1")
 
@@ -269,7 +269,7 @@ func testFailedChangeIsCompensated(t *testing.T, newStore newStoreFunc) {
 			env := newTestEnvOn(t, newStore(t))
 			env.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17", "date_consented": "2024-05-01"}`)
 			tok := env.mint(t, env.createLink(t, "S-1"))
-			broken := newTestEnvOn(t, env.store, func(c *idm.Config) {
+			broken := newTestEnvOn(t, env.store, func(c *envConfig) {
 				c.Store = failingStore{Store: env.store, fail: tt.fail}
 				c.Now = env.clock.Now
 			})
@@ -353,7 +353,7 @@ func TestListStoreCalls(t *testing.T) { onEachStore(t, testListStoreCalls) }
 func testListStoreCalls(t *testing.T, newStore newStoreFunc) {
 	env := newTestEnvOn(t, newStore(t))
 	counting := &countingStore{Store: env.store, calls: map[string]int{}}
-	env = newTestEnvOn(t, env.store, func(c *idm.Config) { c.Store = counting })
+	env = newTestEnvOn(t, env.store, func(c *envConfig) { c.Store = counting })
 	ctx := t.Context()
 	for i := range 60 {
 		sssid := fmt.Sprintf("S-%03d", i)
@@ -405,7 +405,7 @@ func (panickingStore) ListSubjects(context.Context, idm.SubjectFilter) ([]idm.Su
 // logged, generic JSON 500 instead of a dropped connection.
 func TestPanicIsInternalError(t *testing.T) {
 	logged := &syncBuffer{}
-	env := newTestEnv(t, func(c *idm.Config) {
+	env := newTestEnv(t, func(c *envConfig) {
 		c.Store = panickingStore{memstore.New()}
 		c.Logger = slog.New(slog.NewTextHandler(logged, nil))
 	})

@@ -13,10 +13,10 @@ import (
 // controls): "S-9\u200b" would sit beside "S-9" looking the same.
 func TestNewSSSIDsWithFormatCharactersRefused(t *testing.T) {
 	onEachStore(t, func(t *testing.T, newStore newStoreFunc) {
-		e := rvNewEnv(t, newStore(t), nil)
+		e := newTestEnvOn(t, newStore(t), withAuth)
 		e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-9", "name": "N", "bday": "1980-05-17"}`)
 		for _, sssid := range []string{"S-9\u200b", "S\u200d-9", "S-9\u202e", "\ufeffS-9", "S\u00ad-9", "S-9\u2066"} {
-			r := e.do(t, "POST", "/subject", `{"sssid": `+jsonString(t, sssid)+`, "name": "N", "bday": "1980-05-17"}`)
+			r := e.staff(t, "POST", "/subject", `{"sssid": `+jsonString(t, sssid)+`, "name": "N", "bday": "1980-05-17"}`)
 			if r.status != http.StatusBadRequest || !strings.Contains(r.message(), "invisible formatting characters") {
 				t.Errorf("sssid %q: %d %s", sssid, r.status, r.body)
 			}
@@ -40,7 +40,7 @@ func TestNewSSSIDsWithFormatCharactersRefused(t *testing.T) {
 // segment (idm.SSSIDPathSegment), and can be read, changed and given links.
 func TestStoredUnusualSSSIDsReachableEscaped(t *testing.T) {
 	onEachStore(t, func(t *testing.T, newStore newStoreFunc) {
-		e := rvNewEnv(t, newStore(t), nil)
+		e := newTestEnvOn(t, newStore(t), withAuth)
 		for _, sssid := range []string{"S/1", "S?1", "S#1", "S%41", " S-1", "S-1\t", "S-9\u200b", "a/../b"} {
 			t.Run(sssid, func(t *testing.T) {
 				if err := idm.CheckSSSID(sssid); err == nil {
@@ -69,7 +69,7 @@ func TestStoredUnusualSSSIDsReachableEscaped(t *testing.T) {
 				e.must(t, http.StatusCreated, "POST", "/subject/"+seg+"/links", "")
 				e.must(t, http.StatusOK, "GET", "/subject/"+seg+"/links", "")
 				// Another SSSID in the body is still refused for what it is.
-				r := e.do(t, "PUT", "/subject/"+seg, `{"sssid": "S/2", "name": "M"}`)
+				r := e.staff(t, "PUT", "/subject/"+seg, `{"sssid": "S/2", "name": "M"}`)
 				if r.status != http.StatusBadRequest {
 					t.Errorf("PUT with another unusable sssid: %d %s", r.status, r.body)
 				}

@@ -24,7 +24,7 @@ import (
 func TestCreateSubjectCheckOrder(t *testing.T) { onEachStore(t, testCreateSubjectCheckOrder) }
 
 func testCreateSubjectCheckOrder(t *testing.T, newStore newStoreFunc) {
-	e := rvNewEnv(t, newStore(t), nil)
+	e := newTestEnvOn(t, newStore(t), withAuth)
 	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17"}`)
 	for _, tc := range []struct {
 		name, body string
@@ -45,7 +45,7 @@ func testCreateSubjectCheckOrder(t *testing.T, newStore newStoreFunc) {
 		{"FreeBadDate", `{"sssid": "S-2", "name": "B", "bday": "17.05.1980"}`, 400, "invalid date in `bday`"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do(t, "POST", "/subject", tc.body)
+			r := e.staff(t, "POST", "/subject", tc.body)
 			if r.status != tc.want || !strings.Contains(r.message(), tc.msg) {
 				t.Errorf("%s: %d %s, want %d %q", tc.body, r.status, r.body, tc.want, tc.msg)
 			}
@@ -62,7 +62,7 @@ func testCreateSubjectCheckOrder(t *testing.T, newStore newStoreFunc) {
 func TestSSSIDRefused(t *testing.T) { onEachStore(t, testSSSIDRefused) }
 
 func testSSSIDRefused(t *testing.T, newStore newStoreFunc) {
-	e := rvNewEnv(t, newStore(t), nil)
+	e := newTestEnvOn(t, newStore(t), withAuth)
 	body := func(sssid string) string {
 		b, err := json.Marshal(map[string]string{"sssid": sssid, "name": "N", "bday": "1980-05-17"})
 		if err != nil {
@@ -87,7 +87,7 @@ func testSSSIDRefused(t *testing.T, newStore newStoreFunc) {
 		{"C1", "S\u00851", "control"},
 	} {
 		t.Run("POST/"+tc.name, func(t *testing.T) {
-			r := e.do(t, "POST", "/subject", body(tc.sssid))
+			r := e.staff(t, "POST", "/subject", body(tc.sssid))
 			if r.status != http.StatusBadRequest || !strings.HasPrefix(r.message(), "invalid `sssid`") || !strings.Contains(r.message(), tc.why) {
 				t.Errorf("sssid %q: %d %s", tc.sssid, r.status, r.body)
 			}
@@ -103,7 +103,7 @@ func testSSSIDRefused(t *testing.T, newStore newStoreFunc) {
 			if tc.sssid == "." || tc.sssid == ".." {
 				path = "/subject/S-0"
 			}
-			r := e.do(t, "PUT", path, `{"sssid": `+jsonString(t, tc.sssid)+`, "name": "M"}`)
+			r := e.staff(t, "PUT", path, `{"sssid": `+jsonString(t, tc.sssid)+`, "name": "M"}`)
 			if r.status != http.StatusBadRequest || !strings.HasPrefix(r.message(), "invalid `sssid`") {
 				t.Errorf("sssid %q: %d %s", tc.sssid, r.status, r.body)
 			}
@@ -126,7 +126,7 @@ func testSSSIDRefused(t *testing.T, newStore newStoreFunc) {
 	}
 }
 
-func jsonString(t *testing.T, s string) string {
+func jsonString(t testing.TB, s string) string {
 	t.Helper()
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -135,9 +135,9 @@ func jsonString(t *testing.T, s string) string {
 	return string(b)
 }
 
-// rvTimestamp is the one shape of server-set times: RFC 3339 in UTC with six
+// serverTime is the one shape of server-set times: RFC 3339 in UTC with six
 // fractional digits.
-var rvTimestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
+var serverTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
 // TestServerSetTimes checks that the times the server sets are written
 // with six fractional digits, also on whole seconds and with trailing zeros:
@@ -146,7 +146,7 @@ var rvTimestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 func TestServerSetTimes(t *testing.T) { onEachStore(t, testServerSetTimes) }
 
 func testServerSetTimes(t *testing.T, newStore newStoreFunc) {
-	e := rvNewEnv(t, newStore(t), nil)
+	e := newTestEnvOn(t, newStore(t), withAuth, stillClock)
 	t0 := time.Date(2026, 11, 29, 12, 24, 5, 0, time.UTC)
 	t1 := time.Date(2026, 11, 29, 12, 25, 0, 640_000_000, time.UTC)
 	e.clock.Set(t0)
@@ -187,7 +187,7 @@ func testServerSetTimes(t *testing.T, newStore newStoreFunc) {
 	}
 	jwt := string(e.must(t, http.StatusOK, "GET", "/link/"+link.Data.ID+"/jwt", "").body)
 	e.clock.Set(time.Date(2026, 11, 29, 13, 0, 0, 0, time.UTC))
-	if r := e.do(t, "POST", "/establish", `{"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "P-1"}]}`,
+	if r := e.staff(t, "POST", "/establish", `{"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "P-1"}]}`,
 		"Authorization", "Bearer "+jwt); r.status != http.StatusNoContent {
 		t.Fatalf("establish: %d %s", r.status, r.body)
 	}
@@ -212,7 +212,7 @@ func testServerSetTimes(t *testing.T, newStore newStoreFunc) {
 		t.Errorf("audit datetimes %q, %q", trail.Data[0].Datetime, trail.Data[1].Datetime)
 	}
 	for _, a := range trail.Data {
-		if !rvTimestamp.MatchString(a.Datetime) {
+		if !serverTime.MatchString(a.Datetime) {
 			t.Errorf("audit %q: datetime %q", a.Action, a.Datetime)
 		}
 	}
@@ -225,7 +225,7 @@ func testServerSetTimes(t *testing.T, newStore newStoreFunc) {
 		t.Fatalf("GET /audit: %+v %v", all, err)
 	}
 	for _, a := range all.Data {
-		if !rvTimestamp.MatchString(a.Datetime) {
+		if !serverTime.MatchString(a.Datetime) {
 			t.Errorf("GET /audit: datetime %q", a.Datetime)
 		}
 	}
@@ -235,7 +235,7 @@ func testServerSetTimes(t *testing.T, newStore newStoreFunc) {
 // marked "Cache-Control: no-store", and that a handler's own Cache-Control
 // is kept.
 func TestAnswersNotStored(t *testing.T) {
-	e := rvNewEnv(t, memstore.New(), nil)
+	e := newTestEnvOn(t, memstore.New(), withAuth)
 	e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17"}`)
 	for _, tc := range []struct {
 		name, method, target, body string
@@ -259,7 +259,7 @@ func TestAnswersNotStored(t *testing.T) {
 		{"PublicKeysKeepTheirs", "GET", "/.well-known/jwks.json", "", nil, 200, "public, max-age=300"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do(t, tc.method, tc.target, tc.body, tc.header...)
+			r := e.staff(t, tc.method, tc.target, tc.body, tc.header...)
 			if r.status != tc.want {
 				t.Fatalf("%d %s, want %d", r.status, r.body, tc.want)
 			}
@@ -270,16 +270,16 @@ func TestAnswersNotStored(t *testing.T) {
 	}
 }
 
-// rvOrigKey keys the server's own request context in the contexts of the
+// serverCtxKey keys the server's own request context in the contexts of the
 // disconnect test, so that its store can wait until the server has seen the
 // client go.
-type rvOrigKey struct{}
+type serverCtxKey struct{}
 
-// rvHangStore is a memstore whose subject writes are carried out, but then,
+// hangingStore is a memstore whose subject writes are carried out, but then,
 // when armed, wait until the client has gone and report the request
 // context's error, as the MongoDB driver does for a write that the server
 // has committed after the driver stopped waiting.
-type rvHangStore struct {
+type hangingStore struct {
 	idm.Store
 	mu      sync.Mutex
 	armed   bool
@@ -287,13 +287,13 @@ type rvHangStore struct {
 	saw     chan bool     // whether the server saw the client go
 }
 
-func (s *rvHangStore) arm() {
+func (s *hangingStore) arm() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.armed, s.entered, s.saw = true, make(chan struct{}), make(chan bool, 1)
 }
 
-func (s *rvHangStore) hang(ctx context.Context) error {
+func (s *hangingStore) hang(ctx context.Context) error {
 	s.mu.Lock()
 	armed := s.armed
 	s.armed = false
@@ -302,7 +302,7 @@ func (s *rvHangStore) hang(ctx context.Context) error {
 		return nil
 	}
 	close(s.entered)
-	orig, _ := ctx.Value(rvOrigKey{}).(context.Context)
+	orig, _ := ctx.Value(serverCtxKey{}).(context.Context)
 	saw := false
 	if orig != nil {
 		select {
@@ -315,14 +315,14 @@ func (s *rvHangStore) hang(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (s *rvHangStore) CreateSubject(ctx context.Context, sub idm.Subject) error {
+func (s *hangingStore) CreateSubject(ctx context.Context, sub idm.Subject) error {
 	if err := s.Store.CreateSubject(context.WithoutCancel(ctx), sub); err != nil {
 		return err
 	}
 	return s.hang(ctx)
 }
 
-func (s *rvHangStore) UpdateSubject(ctx context.Context, sub idm.Subject) error {
+func (s *hangingStore) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 	if err := s.Store.UpdateSubject(context.WithoutCancel(ctx), sub); err != nil {
 		return err
 	}
@@ -344,12 +344,12 @@ func TestChangeSurvivesDisconnect(t *testing.T) {
 			func(s idm.Subject) bool { return s.Name == "Alicia" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store := &rvHangStore{Store: memstore.New()}
-			e := rvNewEnv(t, store, func(next http.Handler) http.Handler {
+			store := &hangingStore{Store: memstore.New()}
+			e := newTestEnvOn(t, store, withAuth, wrapped(func(next http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), rvOrigKey{}, r.Context())))
+					next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), serverCtxKey{}, r.Context())))
 				})
-			})
+			}))
 			e.must(t, http.StatusCreated, "POST", "/subject", `{"sssid": "S-1", "name": "Alice", "bday": "1980-05-17"}`)
 			e.clock.Set(e.clock.Now().Add(time.Second))
 			store.arm()
@@ -392,7 +392,7 @@ func TestChangeSurvivesDisconnect(t *testing.T) {
 			if err != nil || !tc.check(s) {
 				t.Fatalf("stored %+v, %v", s, err)
 			}
-			got := e.actions(t, sssid)
+			got := e.storedActions(t, sssid)
 			if len(got) == 0 || got[len(got)-1] != tc.action {
 				t.Errorf("audit actions %q, want the last to be %q and no failed record", got, tc.action)
 			}

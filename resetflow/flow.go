@@ -39,17 +39,17 @@ type messageView struct {
 	Message string `json:"message"`
 }
 
-func invalidLink() error { return idm.E(idm.ErrInvalid, MsgInvalidLink) }
+func invalidLink() error { return idm.E(idm.ErrInvalid, msgInvalidLink) }
 
 // isInvalidLink reports whether err is the one error for every token failure.
 func isInvalidLink(err error) bool {
 	var e *idm.Error
-	return errors.As(err, &e) && e.Message == MsgInvalidLink && errors.Is(e.Kind, idm.ErrInvalid)
+	return errors.As(err, &e) && e.Message == msgInvalidLink && errors.Is(e.Kind, idm.ErrInvalid)
 }
 
 // getIforgot serves the form asking for the username.
 func (h *Handler) getIforgot(w http.ResponseWriter, r *http.Request) {
-	h.page(w, r, http.StatusOK, PageIforgot, PageData{Title: titleIforgot})
+	h.page(w, r, http.StatusOK, pageIforgot, PageData{Title: titleIforgot})
 }
 
 // postIforgot answers every well-formed request the same way and looks the
@@ -57,7 +57,7 @@ func (h *Handler) getIforgot(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 	form := PageData{Title: titleIforgot}
 	if err := h.guard(w, r); err != nil {
-		h.fail(w, r, err, PageError, PageData{Title: titleRefused})
+		h.fail(w, r, err, pageError, PageData{Title: titleRefused})
 		return
 	}
 	var in struct {
@@ -65,13 +65,13 @@ func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 	}
 	if idm.IsJSONBody(r) {
 		if err := idm.DecodeJSON(w, r, h.maxBody, &in); err != nil {
-			h.fail(w, r, err, PageIforgot, form)
+			h.fail(w, r, err, pageIforgot, form)
 			return
 		}
 	} else {
 		f, err := h.readForm(w, r)
 		if err != nil {
-			h.fail(w, r, err, PageIforgot, form)
+			h.fail(w, r, err, pageIforgot, form)
 			return
 		}
 		in.Username = f.Get("username")
@@ -81,26 +81,26 @@ func (h *Handler) postIforgot(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !utf8.ValidString(username):
 		form.Username = ""
-		h.fail(w, r, idm.E(idm.ErrInvalid, "username is not valid UTF-8"), PageIforgot, form)
+		h.fail(w, r, idm.E(idm.ErrInvalid, "username is not valid UTF-8"), pageIforgot, form)
 		return
 	case username == "":
-		h.fail(w, r, idm.E(idm.ErrInvalid, msgNeedUsername), PageIforgot, form)
+		h.fail(w, r, idm.E(idm.ErrInvalid, msgNeedUsername), pageIforgot, form)
 		return
 	case len(username) > maxUsernameBytes:
 		form.Username = ""
-		h.fail(w, r, idm.E(idm.ErrInvalid, fmt.Sprintf("username must be at most %d bytes long", maxUsernameBytes)), PageIforgot, form)
+		h.fail(w, r, idm.E(idm.ErrInvalid, fmt.Sprintf("username must be at most %d bytes long", maxUsernameBytes)), pageIforgot, form)
 		return
 	}
 
 	// Nothing below depends on whether the user exists: the work happens in
 	// the background, after the answer.
-	h.onEvent(EventRequested)
+	h.onEvent(eventRequested)
 	h.background(r.Context(), "reset request", func(ctx context.Context) { h.requestReset(ctx, username) })
 	if idm.WantsJSON(r) {
-		idm.WriteData(w, http.StatusAccepted, messageView{Message: MsgSent})
+		idm.WriteData(w, http.StatusAccepted, messageView{Message: msgSent})
 		return
 	}
-	h.page(w, r, http.StatusOK, PageSent, PageData{Title: titleSent})
+	h.page(w, r, http.StatusOK, pageSent, PageData{Title: titleSent})
 }
 
 // requestReset is the background part of POST /iforgot.
@@ -124,16 +124,16 @@ func (h *Handler) requestReset(ctx context.Context, username string) {
 		return
 	}
 	if lf.Count > h.maxRequests {
-		h.onEvent(EventThrottled)
+		h.onEvent(eventThrottled)
 		h.log.InfoContext(ctx, "resetflow: reset requests of a user throttled; no mail sent", "user", u.ID, "count", lf.Count)
 		if lf.Count == h.maxRequests+1 { // one record per window, however long the flood
-			_, _ = h.audit(ctx, u, idm.User{}, now, ActionResetThrottled, map[string]any{
+			_, _ = h.audit(ctx, u, idm.User{}, now, actionResetThrottled, map[string]any{
 				"username": u.Username, "requests": lf.Count, "since": lf.Since,
 			})
 		}
 		return
 	}
-	token, _, exp, err := h.issue(ctx, u, idm.User{}, PurposeReset, h.tokenTTL, ActionRequestReset)
+	token, _, exp, err := h.issue(ctx, u, idm.User{}, purposeReset, h.tokenTTL, actionRequestReset)
 	if err != nil {
 		h.log.ErrorContext(ctx, "resetflow: storing a reset token", "user", u.ID, "err", err)
 		return
@@ -173,7 +173,7 @@ func (h *Handler) issue(ctx context.Context, u, actor idm.User, purpose string, 
 	if err != nil {
 		return "", idm.AuditEvent{}, time.Time{}, fmt.Errorf("resetflow: storing a %s token for %s: %w", purpose, u.ID, err)
 	}
-	h.onEvent(EventIssued)
+	h.onEvent(eventIssued)
 	return token, rec, exp, nil
 }
 
@@ -215,11 +215,11 @@ func (h *Handler) sendMail(ctx context.Context, kind mailKind, u idm.User, d Mai
 		err = h.mailer.Send(ctx, msg)
 	}
 	if err != nil {
-		h.onEvent(EventMailFailed)
+		h.onEvent(eventMailFailed)
 		h.log.ErrorContext(ctx, "resetflow: sending a mail failed", "user", u.ID, "mail", kindName(kind), "err", err)
 		return err
 	}
-	h.onEvent(EventMailSent)
+	h.onEvent(eventMailSent)
 	h.log.InfoContext(ctx, "resetflow: mail sent", "user", u.ID, "mail", kindName(kind))
 	return nil
 }
@@ -238,7 +238,7 @@ func kindName(k mailKind) string {
 // getReset shows the form for a valid link without consuming it.
 func (h *Handler) getReset(w http.ResponseWriter, r *http.Request) {
 	if err := h.allow(w, r); err != nil {
-		h.fail(w, r, err, PageError, PageData{Title: titleRefused})
+		h.fail(w, r, err, pageError, PageData{Title: titleRefused})
 		return
 	}
 	key := r.URL.Query().Get("k")
@@ -251,12 +251,12 @@ func (h *Handler) getReset(w http.ResponseWriter, r *http.Request) {
 		idm.WriteData(w, http.StatusOK, linkView{Purpose: t.Purpose, Username: u.Username, Expires: idm.FormatTime(t.Expires)})
 		return
 	}
-	h.page(w, r, http.StatusOK, PageReset, h.resetForm(key, t, u))
+	h.page(w, r, http.StatusOK, pageReset, h.resetForm(key, t, u))
 }
 
 func (h *Handler) resetForm(key string, t idm.ResetToken, u idm.User) PageData {
 	d := PageData{Title: titleReset, Key: key, Purpose: t.Purpose, Username: u.Username}
-	if t.Purpose == PurposeInvite {
+	if t.Purpose == purposeInvite {
 		d.Title = titleInvite
 	}
 	return d
@@ -290,7 +290,7 @@ func (h *Handler) userOf(ctx context.Context, t idm.ResetToken) (idm.User, error
 	if err != nil {
 		return idm.User{}, fmt.Errorf("resetflow: finding the user of a reset token: %w", err)
 	}
-	if u.Disabled || (t.Purpose != PurposeReset && t.Purpose != PurposeInvite) ||
+	if u.Disabled || (t.Purpose != purposeReset && t.Purpose != purposeInvite) ||
 		(!u.PasswordChanged.IsZero() && t.Created.Before(u.PasswordChanged)) {
 		return idm.User{}, invalidLink()
 	}
@@ -301,7 +301,7 @@ func (h *Handler) userOf(ctx context.Context, t idm.ResetToken) (idm.User, error
 // it) and the password first, then consumes the token atomically.
 func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 	if err := h.guard(w, r); err != nil {
-		h.fail(w, r, err, PageError, PageData{Title: titleRefused})
+		h.fail(w, r, err, pageError, PageData{Title: titleRefused})
 		return
 	}
 	var key, pass1, pass2 string
@@ -311,14 +311,14 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 			Password string `json:"password"`
 		}
 		if err := idm.DecodeJSON(w, r, h.maxBody, &in); err != nil {
-			h.fail(w, r, err, PageError, PageData{Title: titleRefused})
+			h.fail(w, r, err, pageError, PageData{Title: titleRefused})
 			return
 		}
 		key, pass1, pass2 = in.Key, in.Password, in.Password
 	} else {
 		f, err := h.readForm(w, r)
 		if err != nil {
-			h.fail(w, r, err, PageError, PageData{Title: titleRefused})
+			h.fail(w, r, err, pageError, PageData{Title: titleRefused})
 			return
 		}
 		key, pass1, pass2 = f.Get("key"), f.Get("pass1"), f.Get("pass2")
@@ -332,22 +332,22 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 	form := h.resetForm(key, t, u)
 	switch {
 	case pass1 == "":
-		h.fail(w, r, idm.E(idm.ErrInvalid, "password is required"), PageReset, form)
+		h.fail(w, r, idm.E(idm.ErrInvalid, "password is required"), pageReset, form)
 		return
 	case len(pass1) > maxFieldBytes:
-		h.fail(w, r, idm.E(idm.ErrInvalid, fmt.Sprintf("password must be at most %d bytes long", maxFieldBytes)), PageReset, form)
+		h.fail(w, r, idm.E(idm.ErrInvalid, fmt.Sprintf("password must be at most %d bytes long", maxFieldBytes)), pageReset, form)
 		return
 	case pass1 != pass2:
-		h.fail(w, r, idm.E(idm.ErrInvalid, MsgMismatch), PageReset, form)
+		h.fail(w, r, idm.E(idm.ErrInvalid, msgMismatch), pageReset, form)
 		return
 	}
 	if err := h.pw.Check(pass1); err != nil {
-		h.fail(w, r, err, PageReset, form)
+		h.fail(w, r, err, pageReset, form)
 		return
 	}
 	hash, err := h.pw.Hash(ctx, pass1)
 	if err != nil {
-		h.fail(w, r, fmt.Errorf("resetflow: hashing a password: %w", err), PageReset, form)
+		h.fail(w, r, fmt.Errorf("resetflow: hashing a password: %w", err), pageReset, form)
 		return
 	}
 
@@ -358,7 +358,7 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.fail(w, r, fmt.Errorf("resetflow: consuming a reset token: %w", err), PageError, PageData{Title: titleRefused})
+		h.fail(w, r, fmt.Errorf("resetflow: consuming a reset token: %w", err), pageError, PageData{Title: titleRefused})
 		return
 	}
 	// The token is spent: finish even if the client goes away.
@@ -368,28 +368,28 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.setPassword(ctx, u, t.Purpose, hash); err != nil {
-		h.fail(w, r, err, PageError, PageData{Title: titleRefused})
+		h.fail(w, r, err, pageError, PageData{Title: titleRefused})
 		return
 	}
 	if idm.WantsJSON(r) {
-		idm.WriteData(w, http.StatusOK, messageView{Message: MsgPasswordSet})
+		idm.WriteData(w, http.StatusOK, messageView{Message: msgPasswordSet})
 		return
 	}
-	h.page(w, r, http.StatusOK, PageDone, PageData{Title: titleDone, LoginURL: h.loginURL})
+	h.page(w, r, http.StatusOK, pageDone, PageData{Title: titleDone, LoginURL: h.loginURL})
 }
 
 // setPassword stores hash as u's password through Accounts, which
 // records it, revokes u's tokens and other links, clears u's login
 // throttling and has the password-changed notice sent.
 func (h *Handler) setPassword(ctx context.Context, u idm.User, purpose, hash string) error {
-	action := ActionResetPassword
-	if purpose == PurposeInvite {
-		action = ActionSetPassword
+	action := actionResetPassword
+	if purpose == purposeInvite {
+		action = actionSetPassword
 	}
 	if _, err := h.accounts.SetPasswordHash(ctx, u, u.ID, hash, action); err != nil {
 		return fmt.Errorf("resetflow: setting the password of %s: %w", u.ID, err)
 	}
-	h.onEvent(EventReset)
+	h.onEvent(eventReset)
 	h.log.InfoContext(ctx, "resetflow: password set through a link", "user", u.ID, "purpose", purpose)
 	return nil
 }
@@ -421,7 +421,7 @@ func (h *Handler) Invite(ctx context.Context, u idm.User) error {
 	if p, ok := idm.PrincipalFrom(ctx); ok {
 		actor = idm.User{ID: p.UserID, Username: p.Username}
 	}
-	token, rec, exp, err := h.issue(ctx, u, actor, PurposeInvite, h.inviteTTL, ActionInvite)
+	token, rec, exp, err := h.issue(ctx, u, actor, purposeInvite, h.inviteTTL, actionInvite)
 	if err != nil {
 		return err
 	}
@@ -434,7 +434,7 @@ func (h *Handler) Invite(ctx context.Context, u idm.User) error {
 		if derr := h.store.DeleteResetTokens(dctx, u.ID); derr != nil {
 			h.log.ErrorContext(ctx, "resetflow: removing an invitation that could not be sent", "user", u.ID, "err", derr)
 		}
-		_, _ = h.audits.Compensate(dctx, rec, ActionFailedSuffix, err)
+		_, _ = h.audits.Compensate(dctx, rec, actionFailedSuffix, err)
 		return fmt.Errorf("resetflow: sending the invitation to user %s: %w", u.ID, err)
 	}
 	return nil
@@ -471,7 +471,7 @@ func (h *Handler) allow(w http.ResponseWriter, r *http.Request) error {
 	if ok {
 		return nil
 	}
-	h.onEvent(EventThrottled)
+	h.onEvent(eventThrottled)
 	secs := int64((retry + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -512,10 +512,10 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) (url.Values, 
 func (h *Handler) failLink(w http.ResponseWriter, r *http.Request, err error) {
 	d := PageData{Title: titleRefused}
 	if isInvalidLink(err) {
-		h.onEvent(EventInvalidLink)
+		h.onEvent(eventInvalidLink)
 		d = PageData{Title: titleLink, LinkProblem: true}
 	}
-	h.fail(w, r, err, PageError, d)
+	h.fail(w, r, err, pageError, d)
 }
 
 // fail answers err: the JSON error envelope for JSON clients, otherwise the
@@ -529,7 +529,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, name s
 	status := idm.StatusOf(err)
 	if status >= 500 {
 		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "pattern", r.Pattern, "status", status, "err", err)
-		name, d = PageError, PageData{Title: "Something went wrong"}
+		name, d = pageError, PageData{Title: "Something went wrong"}
 	}
 	d.Error = idm.MessageOf(err)
 	h.page(w, r, status, name, d)

@@ -18,51 +18,51 @@ import (
 
 // Defaults of [Config].
 const (
-	DefaultTokenTTL      = 2 * time.Hour
-	DefaultInviteTTL     = 72 * time.Hour
-	DefaultMaxRequests   = 3
-	DefaultRequestWindow = time.Hour
-	DefaultJobTimeout    = time.Minute
-	DefaultMaxPending    = 64
-	DefaultServiceName   = "C3-PRO IDM"
+	defaultTokenTTL      = 2 * time.Hour
+	defaultInviteTTL     = 72 * time.Hour
+	defaultMaxRequests   = 3
+	defaultRequestWindow = time.Hour
+	defaultJobTimeout    = time.Minute
+	defaultMaxPending    = 64
+	defaultServiceName   = "C3-PRO IDM"
 )
 
 // Purposes of reset tokens ([idm.ResetToken.Purpose]).
 const (
-	PurposeReset  = "reset"
-	PurposeInvite = "invite"
+	purposeReset  = "reset"
+	purposeInvite = "invite"
 )
 
 // Audit actions recorded by the flow. A change that fails after its record
 // was written gets a compensating record: the action followed by
-// [ActionFailedSuffix].
+// [idm.AuditFailed].
 const (
-	ActionRequestReset   = "request password reset"
-	ActionResetThrottled = "password reset throttled"
-	ActionInvite         = "send invitation"
-	ActionResetPassword  = "reset password"
-	ActionSetPassword    = "set password" // through an invitation link
-	ActionFailedSuffix   = idm.AuditFailed
+	actionRequestReset   = "request password reset"
+	actionResetThrottled = "password reset throttled"
+	actionInvite         = "send invitation"
+	actionResetPassword  = "reset password"
+	actionSetPassword    = "set password" // through an invitation link
+	actionFailedSuffix   = idm.AuditFailed
 )
 
 // Events passed to [Config.OnEvent], for metrics.
 const (
-	EventRequested   = "requested"    // POST /iforgot answered, whatever the username
-	EventIssued      = "issued"       // a link was stored for a known, enabled user
-	EventThrottled   = "throttled"    // refused by the address limit or the per-account limit
-	EventMailSent    = "mail_sent"    // a mail was handed to the mail server
-	EventMailFailed  = "mail_failed"  // a mail could not be sent
-	EventReset       = "reset"        // a password was set through a link
-	EventInvalidLink = "invalid_link" // a link was refused
-	EventDropped     = "dropped"      // a background job was not started (closed or too busy)
+	eventRequested   = "requested"    // POST /iforgot answered, whatever the username
+	eventIssued      = "issued"       // a link was stored for a known, enabled user
+	eventThrottled   = "throttled"    // refused by the address limit or the per-account limit
+	eventMailSent    = "mail_sent"    // a mail was handed to the mail server
+	eventMailFailed  = "mail_failed"  // a mail could not be sent
+	eventReset       = "reset"        // a password was set through a link
+	eventInvalidLink = "invalid_link" // a link was refused
+	eventDropped     = "dropped"      // a background job was not started (closed or too busy)
 )
 
 // Texts the visitor sees (API.md, "Password reset").
 const (
-	MsgSent         = "if the address is known, a link is on its way"
-	MsgInvalidLink  = "invalid or expired link"
-	MsgMismatch     = "passwords do not match"
-	MsgPasswordSet  = "your password has been set"
+	msgSent         = "if the address is known, a link is on its way"
+	msgInvalidLink  = "invalid or expired link"
+	msgMismatch     = "passwords do not match"
+	msgPasswordSet  = "your password has been set"
 	msgCrossOrigin  = "cross-origin request refused"
 	msgTooMany      = "too many requests; try again later"
 	msgNeedUsername = "username is required"
@@ -159,8 +159,13 @@ type Config struct {
 	// other cross-origin POSTs are refused (403).
 	TrustedOrigins []string
 	// Templates, if set, replaces any of the embedded page and mail
-	// templates (see [PageLayout] and the other names); files it lacks keep
-	// their defaults.
+	// templates; files it lacks keep their defaults. Page templates are
+	// html/template files that define "content" (and may redefine "layout")
+	// and get a [PageData]: pages/layout.html, pages/iforgot.html,
+	// pages/sent.html, pages/reset.html, pages/done.html, pages/error.html,
+	// and the stylesheet pages/style.css (inlined into every page). Mail
+	// templates get a [MailData]: mail/{reset,invite,changed}.subject.txt
+	// and .txt (text/template) and .html (html/template).
 	Templates fs.FS
 	// JobTimeout bounds each background job (store work and sending one
 	// mail) and Invite's mail. Default 1 min.
@@ -176,8 +181,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// OnEvent, if set, is called with each Event* value as it happens (for
-	// metrics). It must be safe for concurrent use and quick.
+	// OnEvent, if set, is called with each event as it happens (for
+	// metrics): "requested", "issued", "throttled", "mail_sent",
+	// "mail_failed", "reset", "invalid_link" or "dropped". It must be safe
+	// for concurrent use and quick.
 	OnEvent func(event string)
 }
 
@@ -239,17 +246,17 @@ func New(c Config) (*Handler, error) {
 		}
 	}
 	if c.ServiceName == "" {
-		c.ServiceName = DefaultServiceName
+		c.ServiceName = defaultServiceName
 	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"TokenTTL", &c.TokenTTL, DefaultTokenTTL},
-		{"InviteTTL", &c.InviteTTL, DefaultInviteTTL},
-		{"RequestWindow", &c.RequestWindow, DefaultRequestWindow},
-		{"JobTimeout", &c.JobTimeout, DefaultJobTimeout},
+		{"TokenTTL", &c.TokenTTL, defaultTokenTTL},
+		{"InviteTTL", &c.InviteTTL, defaultInviteTTL},
+		{"RequestWindow", &c.RequestWindow, defaultRequestWindow},
+		{"JobTimeout", &c.JobTimeout, defaultJobTimeout},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -259,10 +266,10 @@ func New(c Config) (*Handler, error) {
 		}
 	}
 	if c.MaxRequests == 0 {
-		c.MaxRequests = DefaultMaxRequests
+		c.MaxRequests = defaultMaxRequests
 	}
 	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
+		c.MaxPending = defaultMaxPending
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = idm.DefaultMaxBodyBytes
@@ -424,7 +431,7 @@ func (j *jobs) wait() {
 // (and logs) when the job could not be started.
 func (h *Handler) background(ctx context.Context, what string, f func(ctx context.Context)) bool {
 	if !h.jobs.start() {
-		h.onEvent(EventDropped)
+		h.onEvent(eventDropped)
 		h.log.WarnContext(ctx, "resetflow: background job not started (closed or too many pending)", "job", what)
 		return false
 	}

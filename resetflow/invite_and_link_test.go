@@ -42,12 +42,10 @@ func TestInviteMailFailureAudited(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	admin := e.addUser("admin@example.org", "", false)
+	admin := e.addUser("admin@example.org", "an admin's passphrase", false)
 	admin.Admin = true
 	require.NoError(t, e.store.UpdateUser(ctx, admin))
-	admin = e.user(admin.ID)
-	token, _, err := authH.IssueToken(admin)
-	require.NoError(t, err)
+	token := login(t, srv, "admin@example.org", "an admin's passphrase")
 
 	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/user", strings.NewReader(`{"username": "unlucky@example.org"}`))
 	require.NoError(t, err)

@@ -40,24 +40,24 @@ type Pinger interface {
 
 // Mail status values returned by [MailStatus].
 const (
-	MailOK       = "ok"
-	MailError    = "error"
-	MailDisabled = "disabled"
+	mailOK       = "ok"
+	mailError    = "error"
+	mailDisabled = "disabled"
 )
 
 // MailStatus reports the state of m for a status endpoint (idmd's /status
-// uses it): [MailDisabled] when m is nil, [MailError] when m is a [Pinger] whose Ping fails, and
-// [MailOK] otherwise. It never returns error text.
+// uses it): "disabled" when m is nil, "error" when m is a [Pinger] whose
+// Ping fails, and "ok" otherwise. It never returns error text.
 func MailStatus(ctx context.Context, m Mailer) string {
 	if m == nil {
-		return MailDisabled
+		return mailDisabled
 	}
 	if p, ok := m.(Pinger); ok {
 		if err := p.Ping(ctx); err != nil {
-			return MailError
+			return mailError
 		}
 	}
-	return MailOK
+	return mailOK
 }
 
 // Errors of [SMTPMailer].
@@ -70,9 +70,9 @@ var (
 	ErrAuthUnsupported = errors.New("mail server does not offer AUTH")
 )
 
-// DefaultMailTimeout bounds one delivery (connect, TLS, authentication and
+// defaultMailTimeout bounds one delivery (connect, TLS, authentication and
 // transfer) of an [SMTPMailer] unless [WithTimeout] says otherwise.
-const DefaultMailTimeout = 30 * time.Second
+const defaultMailTimeout = 30 * time.Second
 
 // SMTPMailer sends mail through one SMTP server (a relay or submission
 // server). It composes messages with github.com/jordan-wright/email and talks
@@ -111,8 +111,8 @@ func WithTLSConfig(c *tls.Config) SMTPOption {
 	}
 }
 
-// WithTimeout bounds each delivery and each Ping (default
-// [DefaultMailTimeout]); the context's deadline applies when it is earlier.
+// WithTimeout bounds each delivery and each Ping (default 30 s); the
+// context's deadline applies when it is earlier.
 func WithTimeout(d time.Duration) SMTPOption {
 	return func(m *SMTPMailer) {
 		if d > 0 {
@@ -145,7 +145,7 @@ func NewSMTPMailer(rawURL, from string, opts ...SMTPOption) (*SMTPMailer, error)
 		// The error text of url.Parse quotes the URL, credentials included.
 		return nil, errors.New("resetflow: mail URL is not a valid URL")
 	}
-	m := &SMTPMailer{helo: "localhost", timeout: DefaultMailTimeout}
+	m := &SMTPMailer{helo: "localhost", timeout: defaultMailTimeout}
 	var port string
 	switch strings.ToLower(u.Scheme) {
 	case "smtp":

@@ -18,30 +18,30 @@ import (
 //go:embed templates
 var embedded embed.FS
 
-// Names of the templates a host may replace through [Config.Templates]. Page
-// templates are html/template files that define "content" (and may redefine
-// "layout"); they get a [PageData]. Mail templates get a [MailData]: the
-// subject and text bodies are text/template files, the HTML bodies
-// html/template files. A file the host's fs.FS lacks keeps its embedded
-// default.
+// Names of the templates a host may replace through [Config.Templates] (its
+// comment lists them for embedders). Page templates are html/template files
+// that define "content" (and may redefine "layout"); they get a [PageData].
+// Mail templates get a [MailData]: the subject and text bodies are
+// text/template files, the HTML bodies html/template files. A file the
+// host's fs.FS lacks keeps its embedded default.
 const (
-	PageLayout  = "pages/layout.html"  // defines "layout", which runs "content"
-	PageIforgot = "pages/iforgot.html" // GET /iforgot: the form asking for the username
-	PageSent    = "pages/sent.html"    // POST /iforgot: the uniform answer
-	PageReset   = "pages/reset.html"   // GET /reset: the form with two password fields
-	PageDone    = "pages/done.html"    // POST /reset: success
-	PageError   = "pages/error.html"   // invalid links, refused requests
-	Stylesheet  = "pages/style.css"    // inlined into every page (allowed by a CSP hash)
+	pageLayout  = "pages/layout.html"  // defines "layout", which runs "content"
+	pageIforgot = "pages/iforgot.html" // GET /iforgot: the form asking for the username
+	pageSent    = "pages/sent.html"    // POST /iforgot: the uniform answer
+	pageReset   = "pages/reset.html"   // GET /reset: the form with two password fields
+	pageDone    = "pages/done.html"    // POST /reset: success
+	pageError   = "pages/error.html"   // invalid links, refused requests
+	stylesheet  = "pages/style.css"    // inlined into every page (allowed by a CSP hash)
 
-	MailResetSubject   = "mail/reset.subject.txt"
-	MailResetText      = "mail/reset.txt"
-	MailResetHTML      = "mail/reset.html"
-	MailInviteSubject  = "mail/invite.subject.txt"
-	MailInviteText     = "mail/invite.txt"
-	MailInviteHTML     = "mail/invite.html"
-	MailChangedSubject = "mail/changed.subject.txt"
-	MailChangedText    = "mail/changed.txt"
-	MailChangedHTML    = "mail/changed.html"
+	mailResetSubject   = "mail/reset.subject.txt"
+	mailResetText      = "mail/reset.txt"
+	mailResetHTML      = "mail/reset.html"
+	mailInviteSubject  = "mail/invite.subject.txt"
+	mailInviteText     = "mail/invite.txt"
+	mailInviteHTML     = "mail/invite.html"
+	mailChangedSubject = "mail/changed.subject.txt"
+	mailChangedText    = "mail/changed.txt"
+	mailChangedHTML    = "mail/changed.html"
 )
 
 // PageData is what page templates get.
@@ -52,7 +52,7 @@ type PageData struct {
 	CSS         htmltemplate.CSS // the stylesheet, to be placed in <style>
 	Username    string           // the entered username (iforgot) or the link's user (reset)
 	Key         string           // the token of the link being used (reset form)
-	Purpose     string           // PurposeReset or PurposeInvite (reset form)
+	Purpose     string           // purposeReset or purposeInvite (reset form)
 	ValidFor    string           // how long links are valid, e.g. "2 hours"
 	LoginURL    string           // Config.LoginURL; "" when not set
 	MinLength   int              // the policy's minimum length when known; 0 otherwise
@@ -88,7 +88,7 @@ type mailTemplates struct {
 
 // templates holds every parsed page and mail template.
 type templates struct {
-	pages map[string]*htmltemplate.Template // by page name (PageIforgot, ...)
+	pages map[string]*htmltemplate.Template // by page name (pageIforgot, ...)
 	css   htmltemplate.CSS
 	csp   string
 	mails [3]mailTemplates
@@ -117,7 +117,7 @@ func loadTemplates(host fs.FS) (*templates, error) {
 	o := overlay{host: host}
 	t := &templates{pages: map[string]*htmltemplate.Template{}}
 
-	css, err := o.read(Stylesheet)
+	css, err := o.read(stylesheet)
 	if err != nil {
 		return nil, err
 	}
@@ -129,15 +129,15 @@ func loadTemplates(host fs.FS) (*templates, error) {
 	t.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-	layout, err := o.read(PageLayout)
+	layout, err := o.read(pageLayout)
 	if err != nil {
 		return nil, err
 	}
 	base, err := htmltemplate.New("layout").Option("missingkey=error").Parse(string(layout))
 	if err != nil {
-		return nil, fmt.Errorf("resetflow: template %s: %w", PageLayout, err)
+		return nil, fmt.Errorf("resetflow: template %s: %w", pageLayout, err)
 	}
-	for _, name := range []string{PageIforgot, PageSent, PageReset, PageDone, PageError} {
+	for _, name := range []string{pageIforgot, pageSent, pageReset, pageDone, pageError} {
 		src, err := o.read(name)
 		if err != nil {
 			return nil, err
@@ -157,9 +157,9 @@ func loadTemplates(host fs.FS) (*templates, error) {
 	}
 
 	for kind, names := range [3][3]string{
-		mailReset:   {MailResetSubject, MailResetText, MailResetHTML},
-		mailInvite:  {MailInviteSubject, MailInviteText, MailInviteHTML},
-		mailChanged: {MailChangedSubject, MailChangedText, MailChangedHTML},
+		mailReset:   {mailResetSubject, mailResetText, mailResetHTML},
+		mailInvite:  {mailInviteSubject, mailInviteText, mailInviteHTML},
+		mailChanged: {mailChangedSubject, mailChangedText, mailChangedHTML},
 	} {
 		var mt mailTemplates
 		for i, name := range names {

@@ -7,16 +7,16 @@ import (
 	"encoding/hex"
 )
 
-// TokenBytes is the number of random bytes in a reset token (256 bits).
-const TokenBytes = 32
+// tokenBytes is the number of random bytes in a reset token (256 bits).
+const tokenBytes = 32
 
 // tokenLen is the length of a token in its base64url form (no padding).
-var tokenLen = base64.RawURLEncoding.EncodedLen(TokenBytes)
+var tokenLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
 
 // newToken returns a fresh token from crypto/rand in base64url form (no
 // padding) and the hash under which it is stored.
 func newToken() (token, hash string) {
-	var b [TokenBytes]byte
+	var b [tokenBytes]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	token = base64.RawURLEncoding.EncodeToString(b[:])
 	return token, HashToken(token)
@@ -37,5 +37,5 @@ func wellFormed(s string) bool {
 		return false
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	return err == nil && len(b) == TokenBytes
+	return err == nil && len(b) == tokenBytes
 }

@@ -90,7 +90,8 @@ type account struct {
 	token string
 }
 
-// addUser stores a user with testPassword directly and issues a token.
+// addUser stores a user with testPassword directly and logs in as it
+// (POST /auth) for its token.
 func (e *env) addUser(username string, admin bool) account {
 	e.t.Helper()
 	hash, err := e.pw.Hash(e.t.Context(), testPassword)
@@ -102,21 +103,11 @@ func (e *env) addUser(username string, admin bool) account {
 	if err := e.store.CreateUser(e.t.Context(), u); err != nil {
 		e.t.Fatal(err)
 	}
-	return account{user: u, token: e.token(u)}
-}
-
-// token issues a staff token for u as it is now stored.
-func (e *env) token(u idm.User) string {
-	e.t.Helper()
-	cur, err := e.store.FindUserByID(e.t.Context(), u.ID)
-	if err != nil {
-		e.t.Fatal(err)
+	status, tok := e.login(username, testPassword)
+	if status != http.StatusOK {
+		e.t.Fatalf("logging in as %s: status %d", username, status)
 	}
-	tok, _, err := e.auth.IssueToken(cur)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
+	return account{user: u, token: tok}
 }
 
 // response is an HTTP answer, read in full.

@@ -134,6 +134,9 @@ func TestCurrentPasswordCounterErrorRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := memstore.New()
+			// The staff user logs in through an env on the working store
+			// (envs on one store accept each other's tokens).
+			staff := newEnvOn(t, base).addUser("staff@example.org", false)
 			store := tc.fail
 			store.Store = base
 			var pw *countingPasswords
@@ -142,7 +145,6 @@ func TestCurrentPasswordCounterErrorRefuses(t *testing.T) {
 				c.Passwords = pw
 			})
 			e.store = base
-			staff := e.addUser("staff@example.org", false)
 			res := e.do(request{method: "PUT", path: "/user/me", token: staff.token,
 				body: map[string]any{"password": "a new password 123", "current_password": tc.current}})
 			if res.status != http.StatusServiceUnavailable {
