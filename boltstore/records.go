@@ -27,6 +27,11 @@ type userRec struct {
 	Changed         *int64 `json:"changed,omitempty"`
 	PasswordChanged *int64 `json:"password_changed,omitempty"`
 	Rev             int64  `json:"rev,omitempty"`
+	// The second factor (idm.TOTP); absent when there is none.
+	TOTPSecret   string   `json:"totp_secret,omitempty"`
+	TOTPActive   bool     `json:"totp_active,omitempty"`
+	TOTPLastStep int64    `json:"totp_last_step,omitempty"`
+	TOTPRecovery []string `json:"totp_recovery,omitempty"`
 }
 
 func toUserRec(u idm.User) userRec {
@@ -34,7 +39,8 @@ func toUserRec(u idm.User) userRec {
 		ID: u.ID, Username: u.Username, PasswordHash: u.PasswordHash,
 		Admin: u.Admin, Disabled: u.Disabled, TokenVersion: u.TokenVersion,
 		Created: encTime(u.Created), Changed: encTime(u.Changed), PasswordChanged: encTime(u.PasswordChanged),
-		Rev: u.Rev,
+		Rev: u.Rev, TOTPSecret: u.TOTP.Secret, TOTPActive: u.TOTP.Active, TOTPLastStep: u.TOTP.LastStep,
+		TOTPRecovery: idm.RecoveryList(u.TOTP.Recovery),
 	}
 }
 
@@ -43,7 +49,8 @@ func (r userRec) user() idm.User {
 		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash,
 		Admin: r.Admin, Disabled: r.Disabled, TokenVersion: r.TokenVersion,
 		Created: decTime(r.Created), Changed: decTime(r.Changed), PasswordChanged: decTime(r.PasswordChanged),
-		Rev: r.Rev,
+		Rev: r.Rev, TOTP: idm.TOTP{Secret: r.TOTPSecret, Active: r.TOTPActive, LastStep: r.TOTPLastStep,
+			Recovery: idm.RecoveryArray(r.TOTPRecovery)},
 	}
 }
 

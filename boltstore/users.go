@@ -312,3 +312,61 @@ func window(offset, limit int) (lo, hi int, err error) {
 	}
 	return offset, offset + limit, nil
 }
+
+// AcceptTOTPStep implements [idm.UserStore]: one write transaction checks
+// and raises the user's last accepted step.
+func (s *Store) AcceptTOTPStep(ctx context.Context, id string, step int64) error {
+	return s.changeUser(ctx, "accept totp step", id, func(u *idm.User) error {
+		if !u.TOTP.Active || u.TOTP.LastStep >= step {
+			return fmt.Errorf("totp step %d of user %s: %w", step, id, idm.ErrConflict)
+		}
+		u.TOTP.LastStep = step
+		return nil
+	})
+}
+
+// ConsumeTOTPRecovery implements [idm.UserStore]: one write transaction
+// finds and removes the code.
+func (s *Store) ConsumeTOTPRecovery(ctx context.Context, id, hash string) error {
+	return s.changeUser(ctx, "consume recovery code", id, func(u *idm.User) error {
+		if hash != "" && u.TOTP.Active {
+			for i, h := range u.TOTP.Recovery {
+				if h == hash {
+					u.TOTP.Recovery = idm.CompactRecovery(u.TOTP.Recovery, i)
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("recovery code of user %s: %w", id, idm.ErrNotFound)
+	})
+}
+
+// changeUser applies change to the stored user with the given ID and stores
+// it with Rev one more, in one write transaction; an error from change
+// leaves the user as it was.
+func (s *Store) changeUser(ctx context.Context, op, id string, change func(*idm.User) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var old, u idm.User
+	err := s.update(ctx, op, func(tx *bolt.Tx) error {
+		users := bucket(tx, bUsers)
+		var err error
+		if old, err = getUser(users, []byte(id)); err != nil {
+			return err
+		}
+		u = old
+		if err := change(&u); err != nil {
+			return err
+		}
+		u.Rev++
+		return putUser(users, u)
+	})
+	if err != nil {
+		return err
+	}
+	s.umu.Lock()
+	s.users.remove(old)
+	s.users.add(u)
+	s.umu.Unlock()
+	return nil
+}

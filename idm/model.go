@@ -22,11 +22,70 @@ type User struct {
 	Created         time.Time
 	Changed         time.Time
 	PasswordChanged time.Time // zero when the password was never changed
+	// TOTP is the user's second factor; its zero value is none.
+	TOTP TOTP
 	// Rev is the record's revision, for optimistic concurrency: stores set
 	// it (1 on create, one more on every update) and return it with every
 	// read; callers pass back the Rev they read to [UserStore.UpdateUser],
 	// which fails with [ErrStale] if the record has changed since.
 	Rev int64
+}
+
+// RecoveryCodeCount is how many recovery codes a TOTP enrolment gives.
+const RecoveryCodeCount = 10
+
+// TOTP is a user's time-based one-time password (RFC 6238) state. It holds
+// no slice, so that copying a [User] copies it entirely. Its secret never
+// leaves the server after enrolment: it is never serialised by the API,
+// audited or logged.
+type TOTP struct {
+	// Secret is the shared secret, base32 as in the otpauth:// URI; "" when
+	// the user has no second factor (neither pending nor active).
+	Secret string
+	// Active is set once the enrolment was confirmed with a code; a secret
+	// without it is a pending enrolment, which logins ignore.
+	Active bool
+	// LastStep is the latest accepted time step (Unix time / 30 s): a code
+	// of this step or an earlier one is refused as a replay
+	// (see [UserStore.AcceptTOTPStep]).
+	LastStep int64
+	// Recovery holds the lowercase hex SHA-256 of each unused recovery
+	// code (see [UserStore.ConsumeTOTPRecovery]): the unused ones first, in
+	// the order given, then "" for each used one.
+	Recovery [RecoveryCodeCount]string
+}
+
+// RecoveryList returns the non-empty entries of r, in order.
+func RecoveryList(r [RecoveryCodeCount]string) []string {
+	out := make([]string, 0, len(r))
+	for _, h := range r {
+		if h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// RecoveryArray returns the codes of list, unused ones first in order, as
+// [TOTP.Recovery] holds them; empty entries are dropped and entries beyond
+// [RecoveryCodeCount] ignored.
+func RecoveryArray(list []string) [RecoveryCodeCount]string {
+	var r [RecoveryCodeCount]string
+	i := 0
+	for _, h := range list {
+		if h != "" && i < len(r) {
+			r[i] = h
+			i++
+		}
+	}
+	return r
+}
+
+// CompactRecovery returns r without its entry i, as [TOTP.Recovery] holds
+// codes after one was used.
+func CompactRecovery(r [RecoveryCodeCount]string, i int) [RecoveryCodeCount]string {
+	r[i] = ""
+	return RecoveryArray(r[:])
 }
 
 // UserView is the JSON form of a [User] that the API returns: it has no
@@ -39,6 +98,8 @@ type UserView struct {
 	Created         time.Time  `json:"created"`
 	Changed         time.Time  `json:"changed"`
 	PasswordChanged *time.Time `json:"password_changed,omitempty"`
+	// TOTP tells whether the user's second factor is active.
+	TOTP bool `json:"totp"`
 }
 
 // MarshalJSON implements [json.Marshaler]: the times are written with
@@ -52,9 +113,10 @@ func (v UserView) MarshalJSON() ([]byte, error) {
 		Created         string `json:"created"`
 		Changed         string `json:"changed"`
 		PasswordChanged string `json:"password_changed,omitempty"`
+		TOTP            bool   `json:"totp"`
 	}{
 		ID: v.ID, Username: v.Username, Admin: v.Admin, Disabled: v.Disabled,
-		Created: FormatTime(v.Created), Changed: FormatTime(v.Changed),
+		Created: FormatTime(v.Created), Changed: FormatTime(v.Changed), TOTP: v.TOTP,
 	}
 	if v.PasswordChanged != nil && !v.PasswordChanged.IsZero() {
 		out.PasswordChanged = FormatTime(*v.PasswordChanged)
@@ -64,7 +126,8 @@ func (v UserView) MarshalJSON() ([]byte, error) {
 
 // View returns the public JSON form of u.
 func (u User) View() UserView {
-	v := UserView{ID: u.ID, Username: u.Username, Admin: u.Admin, Disabled: u.Disabled, Created: u.Created, Changed: u.Changed}
+	v := UserView{ID: u.ID, Username: u.Username, Admin: u.Admin, Disabled: u.Disabled, Created: u.Created, Changed: u.Changed,
+		TOTP: u.TOTP.Active}
 	if !u.PasswordChanged.IsZero() {
 		t := u.PasswordChanged
 		v.PasswordChanged = &t

@@ -36,6 +36,21 @@ type UserStore interface {
 	// CountAdmins returns the number of enabled admins (Admin set, Disabled
 	// not set).
 	CountAdmins(ctx context.Context) (int, error)
+	// AcceptTOTPStep records step as the latest accepted TOTP time step of
+	// the user with the given ID (TOTP.LastStep = step, Rev one more, nothing
+	// else changes), provided the user's TOTP is active and its LastStep is
+	// below step, as one atomic step. It gives ErrNotFound when there is no
+	// such user and ErrConflict (not ErrStale) when TOTP is not active or
+	// the step is not above LastStep: of several concurrent callers with
+	// the same step exactly one succeeds, so that a code is accepted once.
+	AcceptTOTPStep(ctx context.Context, id string, step int64) error
+	// ConsumeTOTPRecovery atomically removes hash from the recovery codes
+	// of the user with the given ID (that entry of TOTP.Recovery becomes
+	// "", Rev one more, nothing else changes), provided the user's TOTP is
+	// active. It gives ErrNotFound when there is no such user, TOTP is not
+	// active, or hash is empty or not among the user's codes: of several
+	// concurrent callers with the same hash exactly one succeeds.
+	ConsumeTOTPRecovery(ctx context.Context, id, hash string) error
 }
 
 // SubjectStore keeps study subjects. SSSIDs are unique (case-sensitive).

@@ -27,6 +27,11 @@ type userRecord struct {
 	Changed         time.Time `bson:"changed"`
 	PasswordChanged time.Time `bson:"password_changed,omitempty"`
 	Rev             int64     `bson:"rev"` // see revFilter
+	// The second factor (idm.TOTP); TOTPRecovery holds the unused codes.
+	TOTPSecret   string   `bson:"totp_secret,omitempty"`
+	TOTPActive   bool     `bson:"totp_active"`
+	TOTPLastStep int64    `bson:"totp_last_step"`
+	TOTPRecovery []string `bson:"totp_recovery"`
 }
 
 // usernameKey is the unique index key of a username: the username as
@@ -49,6 +54,10 @@ func toUserRecord(u idm.User) userRecord {
 		Changed:         idm.Timestamp(u.Changed),
 		PasswordChanged: idm.Timestamp(u.PasswordChanged),
 		Rev:             u.Rev,
+		TOTPSecret:      u.TOTP.Secret,
+		TOTPActive:      u.TOTP.Active,
+		TOTPLastStep:    u.TOTP.LastStep,
+		TOTPRecovery:    idm.RecoveryList(u.TOTP.Recovery),
 	}
 }
 
@@ -64,6 +73,8 @@ func (r userRecord) user() idm.User {
 		Changed:         fromDate(r.Changed),
 		PasswordChanged: fromDate(r.PasswordChanged),
 		Rev:             r.Rev,
+		TOTP: idm.TOTP{Secret: r.TOTPSecret, Active: r.TOTPActive, LastStep: r.TOTPLastStep,
+			Recovery: idm.RecoveryArray(r.TOTPRecovery)},
 	}
 }
 

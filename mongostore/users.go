@@ -179,3 +179,49 @@ func findAll[R any](ctx context.Context, coll *mongo.Collection, filter any, opt
 	}
 	return records, nil
 }
+
+// AcceptTOTPStep implements [idm.UserStore] with one conditional
+// UpdateOne, which is atomic on one document on MongoDB. (FerretDB does not
+// make conditional updates atomic across connections; see the package
+// documentation.) When nothing matches, a second read tells a missing user
+// from a refused step.
+func (s *Store) AcceptTOTPStep(ctx context.Context, id string, step int64) error {
+	const op = "accept totp step"
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.users.UpdateOne(ctx,
+		bson.M{"_id": id, "totp_active": true, "totp_last_step": bson.M{"$lt": step}},
+		bson.M{"$set": bson.M{"totp_last_step": step}, "$inc": bson.M{"rev": int64(1)}})
+	if err != nil {
+		return translateWrite(op, err)
+	}
+	if res.MatchedCount == 0 {
+		if _, err := s.FindUserByID(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("mongostore: %s %d of user %s: %w", op, step, id, idm.ErrConflict)
+	}
+	return nil
+}
+
+// ConsumeTOTPRecovery implements [idm.UserStore] with one conditional
+// UpdateOne that pulls the code from the user's list (atomic on one
+// document, as AcceptTOTPStep).
+func (s *Store) ConsumeTOTPRecovery(ctx context.Context, id, hash string) error {
+	const op = "consume recovery code"
+	if hash == "" {
+		return fmt.Errorf("mongostore: %s of user %s: %w", op, id, idm.ErrNotFound)
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.users.UpdateOne(ctx,
+		bson.M{"_id": id, "totp_active": true, "totp_recovery": hash},
+		bson.M{"$pull": bson.M{"totp_recovery": hash}, "$inc": bson.M{"rev": int64(1)}})
+	if err != nil {
+		return translateWrite(op, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("mongostore: %s of user %s: %w", op, id, idm.ErrNotFound)
+	}
+	return nil
+}

@@ -51,6 +51,16 @@ func (o *observedStore) UpdateUser(ctx context.Context, u idm.User) error {
 	return o.seen("UpdateUser", o.Store.UpdateUser(ctx, u))
 }
 
+// AcceptTOTPStep implements [idm.Store], counting failures.
+func (o *observedStore) AcceptTOTPStep(ctx context.Context, id string, step int64) error {
+	return o.seen("AcceptTOTPStep", o.Store.AcceptTOTPStep(ctx, id, step))
+}
+
+// ConsumeTOTPRecovery implements [idm.Store], counting failures.
+func (o *observedStore) ConsumeTOTPRecovery(ctx context.Context, id, hash string) error {
+	return o.seen("ConsumeTOTPRecovery", o.Store.ConsumeTOTPRecovery(ctx, id, hash))
+}
+
 // DeleteUser implements [idm.Store], counting failures.
 func (o *observedStore) DeleteUser(ctx context.Context, id string) error {
 	return o.seen("DeleteUser", o.Store.DeleteUser(ctx, id))

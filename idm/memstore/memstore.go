@@ -269,3 +269,48 @@ func (s *Store) CountAdmins(_ context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// AcceptTOTPStep implements [idm.UserStore].
+func (s *Store) AcceptTOTPStep(_ context.Context, id string, step int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	r, ok := s.users[id]
+	if !ok {
+		return notFound("user", id)
+	}
+	if !r.u.TOTP.Active || r.u.TOTP.LastStep >= step {
+		return conflict("totp step of user", id)
+	}
+	r.u.TOTP.LastStep = step
+	r.u.Rev++
+	s.users[id] = r
+	return nil
+}
+
+// ConsumeTOTPRecovery implements [idm.UserStore].
+func (s *Store) ConsumeTOTPRecovery(_ context.Context, id, hash string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	r, ok := s.users[id]
+	if !ok {
+		return notFound("user", id)
+	}
+	if hash == "" || !r.u.TOTP.Active {
+		return notFound("recovery code of user", id)
+	}
+	for i, h := range r.u.TOTP.Recovery {
+		if h == hash {
+			r.u.TOTP.Recovery = idm.CompactRecovery(r.u.TOTP.Recovery, i)
+			r.u.Rev++
+			s.users[id] = r
+			return nil
+		}
+	}
+	return notFound("recovery code of user", id)
+}

@@ -43,6 +43,7 @@ func areas() []area {
 		{"Store", storeTests()},
 		{"Times", timeTests()},
 		{"Users", userTests()},
+		{"TOTP", totpTests()},
 		{"Subjects", subjectTests()},
 		{"Links", linkTests()},
 		{"Audits", auditTests()},
