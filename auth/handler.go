@@ -41,6 +41,10 @@ type Store interface {
 	AppendAudit(ctx context.Context, e idm.AuditEvent) error
 	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error)
 	ResetLoginFailures(ctx context.Context, key string) error
+	// AcceptTOTPStep and ConsumeTOTPRecovery accept a one-time or recovery
+	// code once (see [idm.UserStore]).
+	AcceptTOTPStep(ctx context.Context, id string, step int64) error
+	ConsumeTOTPRecovery(ctx context.Context, id, hash string) error
 	// DeleteResetTokens removes a user's password-reset and invitation
 	// links, which POST /logout revokes with the tokens.
 	DeleteResetTokens(ctx context.Context, userID string) error
@@ -100,6 +104,10 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed when finding a client's address.
 	TrustedProxies []netip.Prefix
+	// RequireTOTP keeps users without an active second factor to enrolling
+	// one (see [Handler.Require]): their tokens reach only /user/me, the
+	// TOTP endpoints and POST /logout (IDM_REQUIRE_TOTP).
+	RequireTOTP bool
 	// Logger receives the service's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -125,6 +133,7 @@ type Handler struct {
 	onLogin     func(string)
 	mux         *idm.Mux
 	audits      *idm.AuditWriter
+	requireTOTP bool
 }
 
 // New validates c, fills in its defaults and returns a Handler.
@@ -204,7 +213,7 @@ func New(c Config) (*Handler, error) {
 			acceptMissingKID: c.AcceptMissingKID, now: c.Now,
 		}),
 		maxFailures: c.MaxFailures, window: c.FailureWindow, log: c.Logger, now: c.Now, onLogin: c.OnLogin,
-		mux: idm.NewMux(),
+		mux: idm.NewMux(), requireTOTP: c.RequireTOTP,
 	}
 	h.audits = idm.NewAuditWriter(c.Store, c.Now, c.Logger)
 	h.Install(h.mux.Handle)

@@ -17,6 +17,7 @@ import (
 const (
 	maxUsernameBytes = 254
 	maxPasswordBytes = 4096
+	maxOTPBytes      = 64
 )
 
 // LoginKey returns the key of an account's login-failure counter:
@@ -38,14 +39,20 @@ type loginAttempt struct {
 	addr     netip.Addr
 	username string // as sent; "" when missing or unusable
 	password string
+	otp      string // the one-time or recovery code; "" when not sent
 	key      string // LoginKey(username); "" when there is none
-	valid    bool   // exactly the two fields, both non-empty strings within limits
+	valid    bool   // the two fields (and otp, if sent), non-empty strings within limits
 }
 
 // invalidCredentials is the one answer to every failed login.
 func invalidCredentials() error { return idm.E(idm.ErrUnauthorized, "invalid credentials") }
 
-// serveAuth is POST /auth: {"username", "password"} for a token.
+// msgOTPRequired answers the right password of a user with an active second
+// factor when no code came with it.
+const msgOTPRequired = "one-time code required"
+
+// serveAuth is POST /auth: {"username", "password"} for a token, and "otp"
+// (a one-time or recovery code) for a user with an active second factor.
 func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	a := loginAttempt{addr: h.limiter.ClientAddr(r)}
@@ -113,11 +120,82 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, r, a, user)
 		return
 	}
+	if user.TOTP.Active {
+		// The reserved place stays unless the code is right too, so that
+		// the right password cannot clear the count for guesses of codes.
+		if a.otp == "" {
+			h.otpRequired(w, r, a, *user)
+			return
+		}
+		ok, err := h.secondFactor(ctx, a, *user, now)
+		if err != nil {
+			idm.WriteError(w, r, h.log, err)
+			return
+		}
+		if !ok {
+			h.failed(w, r, a, user)
+			return
+		}
+	}
 	h.succeeded(w, r, a, *user, rehash)
 }
 
+// secondFactor checks the code of a login whose password was right for a
+// user with an active second factor: a one-time code of a step within the
+// skew that is later than the last accepted one, or an unused recovery
+// code. Either is accepted once, by a conditional write to the store that
+// of concurrent logins with one code lets exactly one through. A store
+// error is an error (the login fails closed).
+func (h *Handler) secondFactor(ctx context.Context, a loginAttempt, user idm.User, now time.Time) (bool, error) {
+	if IsTOTPCode(a.otp) {
+		step, ok := MatchTOTP(user.TOTP.Secret, a.otp, now, user.TOTP.LastStep)
+		if !ok {
+			return false, nil
+		}
+		err := h.store.AcceptTOTPStep(ctx, user.ID, step)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, idm.ErrConflict), errors.Is(err, idm.ErrNotFound):
+			return false, nil // used already, or TOTP removed meanwhile
+		}
+		return false, fmt.Errorf("auth: accepting a one-time code: %w", err)
+	}
+	err := h.store.ConsumeTOTPRecovery(ctx, user.ID, HashRecoveryCode(a.otp))
+	switch {
+	case errors.Is(err, idm.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("auth: consuming a recovery code: %w", err)
+	}
+	left := len(idm.RecoveryList(user.TOTP.Recovery)) - 1
+	v, _ := json.Marshal(struct {
+		Username string `json:"username"`
+		Left     int    `json:"recovery_codes_left"`
+	}{user.Username, max(left, 0)}) // a string and an int never fail
+	h.audit(ctx, idm.AuditEvent{Document: user.ID, DocType: idm.DocUser, ActorID: user.ID, Actor: user.Username,
+		Action: ActionRecoveryCodeUsed, New: v})
+	return true, nil
+}
+
+// ActionRecoveryCodeUsed is the audit action of a login with a recovery
+// code.
+const ActionRecoveryCodeUsed = "use recovery code"
+
+// otpRequired answers the right password of a user with an active second
+// factor that came without a code: a 401 that says so. The attempt's place
+// in the failure count stays.
+func (h *Handler) otpRequired(w http.ResponseWriter, r *http.Request, a loginAttempt, user idm.User) {
+	ctx := r.Context()
+	h.outcome(OutcomeFailure)
+	h.audit(ctx, idm.AuditEvent{DocType: idm.DocAuth, Document: user.ID, Action: "login refused: one-time code required",
+		New: attemptJSON(a)})
+	idm.WriteError(w, r, h.log, idm.E(idm.ErrUnauthorized, msgOTPRequired))
+}
+
 // parse checks the body of POST /auth. A body that is not a JSON object is
-// a 400; missing, extra, empty, non-string or over-long fields make the
+// a 400; missing, extra (other than otp), empty, non-string or over-long
+// fields make the
 // attempt invalid (a 401 like a wrong password), but a usable username is
 // still counted against its account.
 func (a *loginAttempt) parse(body []byte) error {
@@ -125,7 +203,8 @@ func (a *loginAttempt) parse(body []byte) error {
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return idm.E(idm.ErrInvalid, "the request body must be a JSON object")
 	}
-	a.valid = len(fields) == 2
+	_, hasOTP := fields["otp"]
+	a.valid = len(fields) == 2 || (len(fields) == 3 && hasOTP)
 	str := func(name string, limit int) string {
 		raw, ok := fields[name]
 		var s string
@@ -137,6 +216,9 @@ func (a *loginAttempt) parse(body []byte) error {
 	}
 	a.username = str("username", maxUsernameBytes)
 	a.password = str("password", maxPasswordBytes)
+	if hasOTP {
+		a.otp = str("otp", maxOTPBytes)
+	}
 	if a.username != "" {
 		a.key = LoginKey(a.username)
 	}

@@ -17,6 +17,11 @@ const maxTokenBytes = 8 << 10
 // "Authorization Required" with WWW-Authenticate, one with any kind of bad
 // token 401 "Invalid token"; otherwise next runs with the caller's
 // *idm.Principal in the request context (see idm.PrincipalFrom).
+//
+// With [Config.RequireTOTP], this is also the one place where a user
+// without an active second factor is kept to enrolling one: such a caller
+// reaches only the paths of the enrolment paths (/user/me, /user/me/totp, /user/me/totp/confirm and POST /logout) and gets 403 "second factor
+// enrolment required" elsewhere.
 func (h *Handler) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := h.Authenticate(r)
@@ -24,8 +29,37 @@ func (h *Handler) Require(next http.Handler) http.Handler {
 			idm.WriteError(w, r, h.log, err)
 			return
 		}
+		if h.requireTOTP && !p.TOTP && !enrolmentPath(r) {
+			idm.WriteError(w, r, h.log, idm.E(idm.ErrForbidden, MsgEnrolmentRequired))
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(idm.WithPrincipal(r.Context(), p)))
 	})
+}
+
+// MsgEnrolmentRequired answers a caller without an active second factor
+// outside the enrolment paths (/user/me, /user/me/totp, /user/me/totp/confirm and POST /logout) when [Config.RequireTOTP] is set.
+const MsgEnrolmentRequired = "second factor enrolment required"
+
+// enrolmentPaths are the paths (with their methods, "" for any) that a
+// user without an active second factor reaches when [Config.RequireTOTP]
+// is set: their own record (to read it or change their password), the TOTP
+// enrolment endpoints and logout.
+var enrolmentPaths = []struct{ method, path string }{
+	{"", "/user/me"},
+	{"", "/user/me/totp"},
+	{"", "/user/me/totp/confirm"},
+	{http.MethodPost, "/logout"},
+}
+
+// enrolmentPath reports whether r is for one of enrolmentPaths.
+func enrolmentPath(r *http.Request) bool {
+	for _, e := range enrolmentPaths {
+		if r.URL.Path == e.path && (e.method == "" || r.Method == e.method) {
+			return true
+		}
+	}
+	return false
 }
 
 // Authenticate checks the staff token in r's Authorization header
@@ -54,7 +88,8 @@ func (h *Handler) Authenticate(r *http.Request) (*idm.Principal, error) {
 	case u.TokenVersion != c.Version:
 		return nil, idm.E(idm.ErrUnauthorized, "Invalid token")
 	}
-	return &idm.Principal{UserID: u.ID, Username: u.Username, Admin: u.Admin, TokenVersion: u.TokenVersion}, nil
+	return &idm.Principal{UserID: u.ID, Username: u.Username, Admin: u.Admin, TokenVersion: u.TokenVersion,
+		TOTP: u.TOTP.Active}, nil
 }
 
 // bearerToken extracts the token from the Authorization header.

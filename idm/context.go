@@ -9,6 +9,8 @@ type Principal struct {
 	Username     string
 	Admin        bool
 	TokenVersion int64
+	// TOTP tells whether the user's second factor is active.
+	TOTP bool
 }
 
 type principalKey struct{}
