@@ -28,6 +28,21 @@ const (
 	ActionWrongPassword     = "change password refused: wrong current password"
 	ActionPasswordThrottled = "change password refused: too many failed attempts"
 
+	// The second factor: a new (pending) enrolment, its confirmation, its
+	// removal by the user and its reset by an admin. Each use of a
+	// recovery code at login is recorded as auth.ActionRecoveryCodeUsed.
+	ActionTOTPEnrol   = "enrol totp"
+	ActionTOTPConfirm = "confirm totp"
+	ActionTOTPRemove  = "remove totp"
+	ActionTOTPReset   = "reset totp"
+	// ActionTOTPWrongPassword and ActionTOTPThrottled record a refused
+	// removal; ActionTOTPWrongCode and ActionTOTPCodeThrottled a refused
+	// confirmation.
+	ActionTOTPWrongPassword = "remove totp refused: wrong password"
+	ActionTOTPThrottled     = "remove totp refused: too many failed attempts"
+	ActionTOTPWrongCode     = "confirm totp refused: wrong code"
+	ActionTOTPCodeThrottled = "confirm totp refused: too many failed attempts"
+
 	// The suffixes are idm's, which every package uses.
 	ActionFailedSuffix = idm.AuditFailed
 	ActionUndoneSuffix = idm.AuditUndone
@@ -42,7 +57,12 @@ type auditState struct {
 	PasswordChanged *time.Time `json:"password_changed,omitempty"`
 	LoginFailures   *int       `json:"login_failures,omitempty"`
 	Invited         bool       `json:"invited,omitempty"`
-	Bootstrap       bool       `json:"bootstrap,omitempty"`
+	// TOTP is the state of the second factor: "none", "pending" or
+	// "active" (never the secret); RecoveryCodes how many unused recovery
+	// codes there are.
+	TOTP          string `json:"totp,omitempty"`
+	RecoveryCodes *int   `json:"recovery_codes,omitempty"`
+	Bootstrap     bool   `json:"bootstrap,omitempty"`
 }
 
 // snapshot is the audit form of a whole user record.

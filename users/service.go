@@ -44,6 +44,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	audits    *idm.AuditWriter
+	issuer    string // of TOTP keys
 	mail      atomic.Pointer[mail]
 	mutation  sync.Mutex // serialises read-modify-write changes of users in this process
 }
@@ -76,6 +77,9 @@ type ServiceConfig struct {
 	Now func() time.Time
 	// Logger receives server errors and notable events: nil discards them.
 	Logger *slog.Logger
+	// TOTPIssuer names the service in the otpauth:// URIs of TOTP keys
+	// (authenticator apps show it): "" means auth.DefaultTOTPIssuer ("idm").
+	TOTPIssuer string
 }
 
 // NewService validates c, fills in its defaults and returns a Service.
@@ -99,6 +103,10 @@ func NewService(c ServiceConfig) (*Service, error) {
 		window:    c.FailureWindow,
 		now:       c.Now,
 		log:       c.Logger,
+		issuer:    c.TOTPIssuer,
+	}
+	if s.issuer == "" {
+		s.issuer = auth.DefaultTOTPIssuer
 	}
 	if s.maxFails == 0 {
 		s.maxFails = auth.DefaultMaxFailures
@@ -153,6 +161,10 @@ type Changes struct {
 	CurrentPassword *string
 	// Unlock clears the account's login throttling.
 	Unlock bool
+	// ResetTOTP removes the user's second factor (pending or active) and
+	// revokes their tokens; admins only (users remove their own with
+	// [Service.RemoveTOTP]).
+	ResetTOTP bool
 }
 
 // Create makes a new user for actor, who must be an admin: with a password,
@@ -216,7 +228,8 @@ type edit struct {
 	hash            string // the new password's hash
 	action          string // the password change's audit action: ActionChangePassword when empty
 	unlock          bool
-	trusted         bool // the actor is not read again (see recheckActor)
+	trusted         bool      // the actor is not read again (see recheckActor)
+	totp            *totpEdit // a change of the second factor
 }
 
 // timestamp returns the current time as stores keep it.
@@ -482,7 +495,7 @@ func (s *Service) update(ctx context.Context, actor idm.User, id string, in Chan
 			return idm.User{}, err
 		}
 	} else if (in.Admin != nil && *in.Admin != actor.Admin) ||
-		(in.Disabled != nil && *in.Disabled != actor.Disabled) || in.Unlock {
+		(in.Disabled != nil && *in.Disabled != actor.Disabled) || in.Unlock || in.ResetTOTP {
 		return idm.User{}, idm.E(idm.ErrForbidden, "admin rights required")
 	}
 	if in.Username != nil {
@@ -493,6 +506,9 @@ func (s *Service) update(ctx context.Context, actor idm.User, id string, in Chan
 		}
 	}
 	e := edit{admin: in.Admin, disabled: in.Disabled, unlock: in.Unlock}
+	if in.ResetTOTP {
+		e.totp = &totpEdit{kind: totpReset}
+	}
 	if in.Password != nil {
 		if err := s.checkPassword(*in.Password); err != nil {
 			return idm.User{}, err
@@ -502,7 +518,7 @@ func (s *Service) update(ctx context.Context, actor idm.User, id string, in Chan
 		// user's needs admin rights only.
 		switch {
 		case in.CurrentPassword != nil:
-			if err := s.checkCurrentPassword(ctx, actor, target, *in.CurrentPassword); err != nil {
+			if err := s.checkCurrentPassword(ctx, actor, target, *in.CurrentPassword, changePasswordCheck); err != nil {
 				return idm.User{}, err
 			}
 		case target.ID == actor.ID:
@@ -551,7 +567,7 @@ func (s *Service) recheckActor(ctx context.Context, actor idm.User, needAdmin bo
 // keeps its place as a failure, is audited and gets a 403; the right one
 // clears the counter, as a successful login does. A store error on the
 // counter refuses the change with a 503.
-func (s *Service) checkCurrentPassword(ctx context.Context, actor, target idm.User, password string) error {
+func (s *Service) checkCurrentPassword(ctx context.Context, actor, target idm.User, password string, pc passwordCheck) error {
 	key := auth.LoginKey(target.Username)
 	now := s.now()
 	lf, ok, err := s.store.ReserveLoginAttempt(ctx, key, now, s.window, s.maxFails)
@@ -559,7 +575,7 @@ func (s *Service) checkCurrentPassword(ctx context.Context, actor, target idm.Us
 		return counterUnavailable(target, err)
 	}
 	if !ok {
-		return s.throttled(ctx, actor, target, lf, now)
+		return s.throttled(ctx, actor, target, lf, now, pc.throttledAction)
 	}
 	ok, _, err = s.passwords.Verify(ctx, target.PasswordHash, password)
 	if err != nil {
@@ -568,11 +584,11 @@ func (s *Service) checkCurrentPassword(ctx context.Context, actor, target idm.Us
 	if !ok {
 		// The failure is counted already (the reserved place stays).
 		// Audit it even if the client has gone.
-		if _, err := s.audit(context.WithoutCancel(ctx), actor, target, s.timestamp(), change{action: ActionWrongPassword,
+		if _, err := s.audit(context.WithoutCancel(ctx), actor, target, s.timestamp(), change{action: pc.wrongAction,
 			new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
 			s.log.ErrorContext(ctx, "users: auditing a wrong current password", "user", target.ID, "err", err)
 		}
-		return idm.E(idm.ErrForbidden, "current_password is not correct")
+		return idm.E(idm.ErrForbidden, pc.field+" is not correct")
 	}
 	if err := s.store.ResetLoginFailures(ctx, key); err != nil {
 		return counterUnavailable(target, err)
@@ -582,12 +598,12 @@ func (s *Service) checkCurrentPassword(ctx context.Context, actor, target idm.Us
 
 // throttled returns a *throttledError for an account whose counter lf has
 // no place left in its window, and audits the refusal.
-func (s *Service) throttled(ctx context.Context, actor, target idm.User, lf idm.LoginFailures, now time.Time) error {
-	if _, err := s.audit(context.WithoutCancel(ctx), actor, target, s.timestamp(), change{action: ActionPasswordThrottled,
+func (s *Service) throttled(ctx context.Context, actor, target idm.User, lf idm.LoginFailures, now time.Time, action string) error {
+	if _, err := s.audit(context.WithoutCancel(ctx), actor, target, s.timestamp(), change{action: action,
 		new: &auditState{Username: target.Username, LoginFailures: ptr(lf.Count)}}); err != nil {
 		s.log.ErrorContext(ctx, "users: auditing a throttled password change", "user", target.ID, "err", err)
 	}
-	s.log.InfoContext(ctx, "users: password change throttled", "user", target.ID)
+	s.log.InfoContext(ctx, "users: password check throttled", "user", target.ID, "action", action)
 	return &throttledError{retryAfter: lf.Since.Add(s.window).Sub(now)}
 }
 
@@ -658,6 +674,19 @@ func (s *Service) applyOnce(ctx context.Context, actor idm.User, id string, in e
 			old: &auditState{Username: cur.Username, PasswordSet: ptr(cur.PasswordHash != "")},
 			new: &auditState{Username: cur.Username, PasswordChanged: ptr(now)}})
 	}
+	// Every change so far revokes the user's tokens; of the second
+	// factor's, only an admin's reset does.
+	revoke := len(changes) > 0
+	if in.totp != nil {
+		c, err := in.totp.apply(cur, &next)
+		if err != nil {
+			return idm.User{}, err
+		}
+		if c != nil {
+			changes = append(changes, *c)
+			revoke = revoke || in.totp.kind == totpReset
+		}
+	}
 	userChanges := len(changes)
 	demotes := enabledAdmin(cur) && !enabledAdmin(next)
 	if demotes {
@@ -687,10 +716,12 @@ func (s *Service) applyOnce(ctx context.Context, actor idm.User, id string, in e
 	ctx = context.WithoutCancel(ctx)
 	if userChanges > 0 {
 		next.Changed = now
-		next.TokenVersion++ // every change here revokes the user's tokens
-		// ... and their reset and invitation links, so that none survives
-		// a disable and re-enable (or a change of role).
-		err = s.store.DeleteResetTokens(ctx, cur.ID)
+		if revoke {
+			next.TokenVersion++ // a change of role, flags or password revokes the user's tokens
+			// ... and their reset and invitation links, so that none survives
+			// a disable and re-enable (or a change of role).
+			err = s.store.DeleteResetTokens(ctx, cur.ID)
+		}
 		if err == nil {
 			err = s.store.UpdateUser(ctx, next)
 			err = s.settle(ctx, recs, err, func(ctx context.Context) (bool, error) {
@@ -765,7 +796,7 @@ func (s *Service) updated(ctx context.Context, next idm.User) (bool, error) {
 		return false, err
 	}
 	return u.Rev == next.Rev+1 && u.TokenVersion == next.TokenVersion && u.PasswordHash == next.PasswordHash &&
-		u.Admin == next.Admin && u.Disabled == next.Disabled, nil
+		u.Admin == next.Admin && u.Disabled == next.Disabled && u.TOTP == next.TOTP, nil
 }
 
 // restore takes back the changes that updated a user from prev to next,

@@ -1,7 +1,6 @@
 package users
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 )
 
@@ -41,6 +39,7 @@ type updateInput struct {
 	Password        *string `json:"password"`
 	CurrentPassword *string `json:"current_password"`
 	Unlock          *bool   `json:"unlock"`
+	ResetTOTP       *bool   `json:"reset_totp"`
 }
 
 // deleteInput is the body of DELETE /user.
@@ -214,10 +213,9 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, actor idm.U
 		return
 	}
 	u, err := h.svc.Update(r.Context(), actor, id, Changes{Username: in.Username, Admin: in.Admin, Disabled: in.Disabled,
-		Password: in.Password, CurrentPassword: in.CurrentPassword, Unlock: in.Unlock != nil && *in.Unlock})
-	var throttled *throttledError
-	if errors.As(err, &throttled) {
-		auth.WriteTooMany(w, r, throttled.retryAfter, msgThrottled)
+		Password: in.Password, CurrentPassword: in.CurrentPassword, Unlock: in.Unlock != nil && *in.Unlock,
+		ResetTOTP: in.ResetTOTP != nil && *in.ResetTOTP})
+	if h.writeThrottled(w, r, err) {
 		return
 	}
 	if err != nil {
@@ -231,7 +229,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, actor idm.U
 // rights: anything but a change of one's own password with the current
 // one.
 func needsAdmin(actor, target idm.User, in Changes) bool {
-	own := target.ID == actor.ID && in.Admin == nil && in.Disabled == nil && !in.Unlock &&
+	own := target.ID == actor.ID && in.Admin == nil && in.Disabled == nil && !in.Unlock && !in.ResetTOTP &&
 		(in.Password == nil || in.CurrentPassword != nil)
 	return actor.Admin && !own
 }

@@ -127,6 +127,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives server errors and notable events: nil discards them.
 	Logger *slog.Logger
+	// TOTPIssuer names the service in TOTP keys' otpauth:// URIs: ""
+	// means auth.DefaultTOTPIssuer. Only without Accounts (see
+	// [ServiceConfig.TOTPIssuer]).
+	TOTPIssuer string
 }
 
 // Handler serves /init and /user. It is an [http.Handler]; create it with
@@ -195,6 +199,7 @@ func New(c Config) (*Handler, error) {
 		svc, err := NewService(ServiceConfig{
 			Store: c.Store, Passwords: c.Passwords, UsernameRule: c.UsernameRule,
 			MaxFailures: c.MaxFailures, FailureWindow: c.FailureWindow, Now: c.Now, Logger: c.Logger,
+			TOTPIssuer: c.TOTPIssuer,
 		})
 		if err != nil {
 			return nil, err
@@ -238,6 +243,9 @@ func New(c Config) (*Handler, error) {
 		{"GET /user", h.staff(h.listUsers)},
 		{"DELETE /user", h.staff(h.deleteUserByBody)},
 		{"GET /user/me", h.staff(h.getMe)},
+		{"POST /user/me/totp", h.staff(h.enrolTOTP)},
+		{"DELETE /user/me/totp", h.staff(h.removeTOTP)},
+		{"POST /user/me/totp/confirm", h.staff(h.confirmTOTP)},
 		{"GET /user/{id}", h.staff(h.getUser)},
 		{"PUT /user/{id}", h.staff(h.updateUser)},
 		{"DELETE /user/{id}", h.staff(h.deleteUserByID)},

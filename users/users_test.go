@@ -57,6 +57,7 @@ func TestInstall(t *testing.T) {
 	var patterns []string
 	f.users.Install(func(p string, _ http.Handler) { patterns = append(patterns, p) })
 	want := []string{"GET /init", "POST /init", "POST /user", "GET /user", "DELETE /user", "GET /user/me",
+		"POST /user/me/totp", "DELETE /user/me/totp", "POST /user/me/totp/confirm",
 		"GET /user/{id}", "PUT /user/{id}", "DELETE /user/{id}"}
 	if strings.Join(patterns, ",") != strings.Join(want, ",") {
 		t.Errorf("patterns %q, want %q", patterns, want)
