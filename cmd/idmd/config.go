@@ -53,6 +53,8 @@ type config struct {
 	MetricsAddr  string // "" when metrics are off
 	MetricsToken []byte // nil: no bearer token required on the metrics listener
 	MaxLinks     int    // active enrolment links per subject
+	RequireTOTP  bool   // users without an active second factor may only enrol one
+	TOTPIssuer   string // the issuer in TOTP keys' otpauth:// URIs
 }
 
 // setting is one configuration value: its environment variable, its flag,
@@ -336,6 +338,20 @@ func settings() []*setting {
 				c.MaxLinks = n
 				return nil
 			})},
+		{env: "IDM_REQUIRE_TOTP", flag: "require-totp", def: "false", usage: "require a second factor (TOTP): a user without an active one can only enrol it (true or false)",
+			apply: one(func(c *config, v string) error {
+				switch v {
+				case "true":
+					c.RequireTOTP = true
+				case "false":
+					c.RequireTOTP = false
+				default:
+					return errors.New("must be true or false")
+				}
+				return nil
+			})},
+		{env: "IDM_TOTP_ISSUER", flag: "totp-issuer", def: "idm", usage: "the name of the service in authenticator apps (the issuer of TOTP keys)",
+			apply: one(func(c *config, v string) error { c.TOTPIssuer = v; return nonEmpty(v) })},
 	}
 }
 

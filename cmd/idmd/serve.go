@@ -60,7 +60,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 		Store: store, Keys: keys, Passwords: passwords, LinkKeys: linkKeys,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, LinkIssuer: cfg.LinkIssuer, LinkAudience: cfg.LinkAudience, TokenTTL: cfg.TokenTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-		TrustedProxies: cfg.TrustedProxies, Logger: log, OnLogin: m.login,
+		TrustedProxies: cfg.TrustedProxies, Logger: log, OnLogin: m.login, RequireTOTP: cfg.RequireTOTP,
 	})
 	if err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func newPasswords() (*auth.Passwords, error) {
 func newAccounts(cfg *config, store idm.Store, passwords *auth.Passwords, log *slog.Logger,
 	limiter resetflow.AddressLimiter, onEvent func(string)) (*users.Service, *resetflow.Handler, *resetflow.SMTPMailer, error) {
 	accounts, err := users.NewService(users.ServiceConfig{
-		Store: store, Passwords: passwords, UsernameRule: cfg.Usernames, Logger: log,
+		Store: store, Passwords: passwords, UsernameRule: cfg.Usernames, Logger: log, TOTPIssuer: cfg.TOTPIssuer,
 	})
 	if err != nil || cfg.SMTPURL == "" {
 		return accounts, nil, nil, err

@@ -19,9 +19,9 @@ import (
 	"github.com/c3-pro/idm/users"
 )
 
-// userCmd runs `idmd user add|list|delete|passwd`.
+// userCmd runs `idmd user add|list|delete|passwd|totp-reset`.
 func userCmd(ctx context.Context, args []string, std stdio) int {
-	usage := "usage: idmd user add <email> [--admin] [--password-stdin] | list [--check] | delete <email> | passwd <email> [--password-stdin]"
+	usage := "usage: idmd user add <email> [--admin] [--password-stdin] | list [--check] | delete <email> | passwd <email> [--password-stdin] | totp-reset <email>"
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(std.err, usage)
 		return exitConfig
@@ -42,7 +42,7 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 	if code >= 0 {
 		return code
 	}
-	want := map[string]int{"add": 1, "list": 0, "delete": 1, "passwd": 1}
+	want := map[string]int{"add": 1, "list": 0, "delete": 1, "passwd": 1, "totp-reset": 1}
 	n, ok := want[sub]
 	if !ok || len(pos) != n {
 		fmt.Fprintln(std.err, usage)
@@ -74,6 +74,8 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 		err = a.delete(ctx, pos[0])
 	case "passwd":
 		err = a.passwd(ctx, pos[0], pwStdin)
+	case "totp-reset":
+		err = a.totpReset(ctx, pos[0])
 	}
 	if err != nil {
 		fmt.Fprintf(std.err, "idmd: user %s: %s\n", sub, idm.MessageOf(err))
@@ -227,6 +229,21 @@ func (a *admin_) delete(ctx context.Context, email string) error {
 		return err
 	}
 	fmt.Fprintf(a.std.out, "deleted %s\n", u.Username)
+	return nil
+}
+
+// totpReset removes a user's second factor (for a locked-out admin) and
+// revokes their tokens, as an admin's PUT /user/{id} {"reset_totp": true}
+// does.
+func (a *admin_) totpReset(ctx context.Context, email string) error {
+	u, err := a.find(ctx, email)
+	if err != nil {
+		return err
+	}
+	if _, err := a.accounts.Update(ctx, cliUser, u.ID, users.Changes{ResetTOTP: true}); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.std.out, "reset the second factor of %s\n", u.Username)
 	return nil
 }
 
