@@ -51,6 +51,14 @@
 // (ErrNotFound) from a changed one (ErrStale). Documents without "rev" count
 // as revision 0.
 //
+// The second factor's accepted step and recovery codes live in the user's
+// document: AcceptTOTPStep is one UpdateOne whose filter requires an active
+// second factor and a last accepted step below the new one, and
+// ConsumeTOTPRecovery one UpdateOne whose filter requires the code's hash
+// in the list, which it pulls; both raise "rev". Like revisions they are
+// atomic across processes on MongoDB, and on FerretDB over one connection
+// (see below).
+//
 // # Login failures
 //
 // The login-failure counters are written only by inserts (and by the
@@ -77,7 +85,8 @@
 // server over one connection: give such a store a client whose pool is capped
 // at one connection (maxPoolSize=1), as internal/testmongo does. Over a
 // larger pool, concurrent conditional writes on FerretDB v1 can all match,
-// so revision checks (and EstablishLink) hold only on MongoDB itself.
+// so revision checks (and EstablishLink, AcceptTOTPStep and
+// ConsumeTOTPRecovery) hold only on MongoDB itself.
 //
 // # Errors
 //
