@@ -408,3 +408,31 @@ func TestRequireTOTPGatesOtherEndpoints(t *testing.T) {
 	res = e.do(request{method: "POST", path: "/logout", token: bob.token})
 	assert.Equal(t, http.StatusNoContent, res.status, "logout is allowed")
 }
+
+// POST /auth takes otp besides username and password: for a user without a
+// second factor it is ignored; a malformed otp, or another extra field,
+// makes the attempt invalid (401, counted), as a malformed password does.
+func TestLoginOTPField(t *testing.T) {
+	e := newTOTPEnv(t, memstore.New(), false)
+	e.addUser("ann@example.org", false)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"otp ignored without a second factor", `{"username":"ann@example.org","password":"` + testPassword + `","otp":"123456"}`, http.StatusOK},
+		{"empty otp", `{"username":"ann@example.org","password":"` + testPassword + `","otp":""}`, http.StatusUnauthorized},
+		{"numeric otp", `{"username":"ann@example.org","password":"` + testPassword + `","otp":123456}`, http.StatusUnauthorized},
+		{"over-long otp", `{"username":"ann@example.org","password":"` + testPassword + `","otp":"` + strings.Repeat("1", 65) + `"}`, http.StatusUnauthorized},
+		{"another field", `{"username":"ann@example.org","password":"` + testPassword + `","code":"123456"}`, http.StatusUnauthorized},
+		{"otp and another field", `{"username":"ann@example.org","password":"` + testPassword + `","otp":"123456","x":1}`, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.do(request{method: "POST", path: "/auth", body: tc.body})
+			assert.Equal(t, tc.status, res.status, "%s", res.body)
+			if tc.status != http.StatusOK {
+				assert.Equal(t, "invalid credentials", res.message(t))
+			}
+		})
+	}
+}
