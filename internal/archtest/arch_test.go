@@ -22,7 +22,7 @@ var rules = []struct {
 	{"idm", []string{"golang.org/x/text/..."}},
 	{"idm/storetest", []string{"idm", "github.com/stretchr/testify/..."}},
 	{"idm/memstore", []string{"idm"}},
-	{"auth/...", []string{"idm", "auth/...", "github.com/golang-jwt/jwt/v5/...", "golang.org/x/crypto/...", "golang.org/x/time/...", "golang.org/x/text/..."}},
+	{"auth/...", []string{"idm", "auth/...", "github.com/golang-jwt/jwt/v5/...", "github.com/pquerna/otp/...", "golang.org/x/crypto/...", "golang.org/x/time/...", "golang.org/x/text/..."}},
 	{"users/...", []string{"idm", "auth", "users/..."}},
 	{"resetflow/...", []string{"idm", "auth", "resetflow/...", "github.com/jordan-wright/email"}},
 	{"mongostore/...", []string{"idm", "mongostore/...", "go.mongodb.org/mongo-driver/v2/..."}},
