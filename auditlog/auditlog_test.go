@@ -753,3 +753,101 @@ func TestRunCheckpointsAfterAppends(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, cps, 2, "one checkpoint per growth, none while idle")
 }
+
+// forgedErasure returns an erasure record that names record e (whose leaf
+// in the tree is leaf) as erased into forged.
+func forgedErasure(t *testing.T, c *clock, doc string, e idm.AuditEvent, leaf [32]byte, forged idm.AuditEvent) idm.AuditEvent {
+	t.Helper()
+	now := tlog.RecordHash(idm.CanonicalAudit(forged))
+	body, err := json.Marshal(map[string]any{"sssid": "S-1", "reason": "forged", "erased": []map[string]any{
+		{"seq": e.Seq, "leaf": tlog.Hash(leaf), "now": now},
+	}})
+	require.NoError(t, err)
+	c.now = c.now.Add(time.Minute)
+	return idm.AuditEvent{ID: idm.NewID(), Time: c.now, Document: doc, DocType: idm.DocSubject, Action: "erase: forged", New: body}
+}
+
+// TestForgedErasureCannotRewriteHistory: someone with write access to the
+// database rewrites a checkpointed record and appends an erasure record
+// naming it. Verify accepts an erased record only when it is a subject
+// record of the erasure's subject and holds no personal data any more, so
+// a rewritten user record, or a subject record with new values, is named.
+func TestForgedErasureCannotRewriteHistory(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		doc     string // the erasure record's document
+		doctype string // of the rewritten record
+		action  string
+		newVal  string
+	}{
+		{"a user record", "doc-1", idm.DocUser, "admin: true", `{"admin":true}`},
+		{"a subject record with new values", "doc-1", idm.DocSubject, `name: "Someone Else"`, `{"name":"Someone Else"}`},
+		{"a record of another subject", "doc-2", idm.DocSubject, `name: "[erased]"`, `{"name":"[erased]"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := memstore.New()
+			l, c := seeded(t, s)
+			recs, err := s.AuditsBySeq(t.Context(), 10, 11)
+			require.NoError(t, err)
+			orig := recs[0] // about doc-1
+			leaf, err := s.TreeHashes(t.Context(), []int64{tlog.StoredHashIndex(0, orig.Seq)})
+			require.NoError(t, err)
+			forged := orig
+			forged.DocType, forged.Action, forged.New = tc.doctype, tc.action, json.RawMessage(tc.newVal)
+			require.NoError(t, s.ReplaceAudits(t.Context(), []idm.AuditEvent{forged}))
+			require.NoError(t, s.AppendAudit(t.Context(), forgedErasure(t, c, tc.doc, orig, leaf[0], forged)))
+			_, err = l.Checkpoint(t.Context()) // the running service signs the tail
+			require.NoError(t, err)
+			_, err = auditlog.Verify(t.Context(), s, l.VerifierKey(), nil)
+			var ve *auditlog.Error
+			require.ErrorAs(t, err, &ve, "a forged erasure passed")
+			assert.Equal(t, int64(10), ve.Seq, "%v", err)
+		})
+	}
+}
+
+// TestPartialExportRefusesAnErasureRecordThatIsNotInTheTree: in a partial
+// export, an erasure record whose own content is not its leaf in the tree
+// vouches for nothing.
+func TestPartialExportRefusesAnErasureRecordThatIsNotInTheTree(t *testing.T) {
+	s := memstore.New()
+	l, _ := seeded(t, s)
+	var buf strings.Builder
+	_, err := l.Export(t.Context(), &buf, auditlog.ExportOptions{Since: t0.Add(5 * time.Second), Until: t0.Add(20 * time.Second)})
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	// Rewrite the record of seq 9 into an erasure record that names itself
+	// and seq 10, both rewritten, keeping its leaf and proof.
+	var e9, e10 map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[6]), &e9))
+	require.NoError(t, json.Unmarshal([]byte(lines[7]), &e10))
+	require.EqualValues(t, 9, e9["seq"])
+	require.EqualValues(t, 10, e10["seq"])
+	e10["action"] = "forged"
+	var ev10 exportedEvent
+	b10, _ := json.Marshal(e10)
+	require.NoError(t, json.Unmarshal(b10, &ev10))
+	e9["action"] = "erase: forged"
+	e9["doctype"] = idm.DocSubject
+	erased, _ := json.Marshal(map[string]any{"sssid": "S-1", "reason": "forged", "erased": []map[string]any{
+		{"seq": 10, "leaf": e10["leaf"], "now": tlog.RecordHash(idm.CanonicalAudit(ev10.event(t)))},
+	}})
+	e9["new"] = string(erased)
+	b9, _ := json.Marshal(e9)
+	b10, _ = json.Marshal(e10)
+	lines[6], lines[7] = string(b9), string(b10)
+	_, err = auditlog.VerifyExport(strings.NewReader(strings.Join(lines, "\n")+"\n"), l.VerifierKey())
+	var ve *auditlog.Error
+	require.ErrorAs(t, err, &ve, "a forged erasure record passed")
+	assert.Equal(t, int64(9), ve.Seq, "%v", err)
+}
+
+// exportedEvent reads an export line back into a record.
+type exportedEvent struct{ idm.CanonicalRecord }
+
+func (x exportedEvent) event(t *testing.T) idm.AuditEvent {
+	t.Helper()
+	e, err := x.Event()
+	require.NoError(t, err)
+	return e
+}

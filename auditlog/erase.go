@@ -24,6 +24,7 @@ type EraseStore interface {
 	FindSubject(ctx context.Context, sssid string) (idm.Subject, error)
 	UpdateSubject(ctx context.Context, s idm.Subject) error
 	LinksForSubjects(ctx context.Context, sssids ...string) ([]idm.Link, error)
+	FindLink(ctx context.Context, id string) (idm.Link, error)
 	UpdateLink(ctx context.Context, l idm.Link) error
 }
 
@@ -144,13 +145,24 @@ func eraseSubject(ctx context.Context, store EraseStore, s idm.Subject, links []
 	if err != nil {
 		return fmt.Errorf("auditlog: erasing subject %q: %w", s.SSSID, err)
 	}
+	// The links are read again: a token minted since the erasure began
+	// carries the name too.
+	links, err = store.LinksForSubjects(ctx, s.SSSID)
+	if err != nil {
+		return fmt.Errorf("auditlog: links of %q: %w", s.SSSID, err)
+	}
 	for _, ln := range links {
-		if ln.JWT == "" {
-			continue
-		}
-		ln.JWT = "" // its hash stays: a printed QR code establishes as a migrated link's
-		if err := store.UpdateLink(ctx, ln); err != nil && !errors.Is(err, idm.ErrStale) {
-			return fmt.Errorf("auditlog: dropping the token of link %s: %w", ln.ID, err)
+		id := ln.ID
+		err := idm.RetryStale(ctx, 5, func() error {
+			cur, err := store.FindLink(ctx, id)
+			if err != nil || cur.JWT == "" {
+				return err
+			}
+			cur.JWT = "" // its hash stays: a printed QR code establishes as a migrated link's
+			return store.UpdateLink(ctx, cur)
+		})
+		if err != nil {
+			return fmt.Errorf("auditlog: dropping the token of link %s: %w", id, err)
 		}
 	}
 	return nil

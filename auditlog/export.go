@@ -227,11 +227,9 @@ func VerifyExport(r io.Reader, vkey string) (Report, error) {
 		if err := tlog.CheckRecord(rec.Proof, t.size, t.root, e.Seq, rec.Leaf); err != nil {
 			return Report{}, recordError(e.Seq, "its leaf is not in the checkpoint's tree: %v", err)
 		}
-		if leaf := leafHash(e); leaf != rec.Leaf {
-			c.pending[e.Seq] = pendingLeaf{tree: rec.Leaf, content: leaf}
-		}
-		if d, ok := erasureOf(e); ok {
-			c.name(e, d)
+		leaf := rec.Leaf
+		if _, err := c.judge(e, &leaf); err != nil {
+			return Report{}, err
 		}
 		c.n++
 	}

@@ -85,12 +85,21 @@ type erasedRecord struct {
 	Now tlog.Hash `json:"now"`
 }
 
-// pendingLeaf is a record whose content does not give its leaf in the tree.
-type pendingLeaf struct{ tree, content tlog.Hash }
+// pendingLeaf is a record whose content does not give its leaf in the
+// tree: its leaf there, the leaf of its content, its document, and whether
+// its content is erased (holds no personal data that erasure would
+// replace), which an erased record's must be.
+type pendingLeaf struct {
+	tree, content tlog.Hash
+	doc           string
+	erased        bool
+}
 
-// namedLeaf is what an erasure record says of a record it erased.
+// namedLeaf is what an erasure record says of a record it erased, and the
+// document (the subject) the erasure record is about.
 type namedLeaf struct {
 	tree, now tlog.Hash
+	doc       string
 	info      Erased
 }
 
@@ -123,7 +132,7 @@ func newChecker() *checker {
 func (c *checker) name(e idm.AuditEvent, d erasureDoc) {
 	for _, x := range d.Erased {
 		info := Erased{Seq: x.Seq, By: e.Actor, At: e.Time, Reason: d.Reason, Record: e.Seq}
-		c.named[x.Seq] = namedLeaf{tree: x.Leaf, now: x.Now, info: info}
+		c.named[x.Seq] = namedLeaf{tree: x.Leaf, now: x.Now, doc: e.Document, info: info}
 		c.erased = append(c.erased, info)
 	}
 }
@@ -150,18 +159,9 @@ func (c *checker) add(e idm.AuditEvent, expected *tlog.Hash) error {
 		}
 		return recordError(e.Seq, "appears twice, or out of order (expected seq %d)", c.n)
 	}
-	leaf := leafHash(e)
-	if expected != nil && *expected != leaf {
-		c.pending[e.Seq] = pendingLeaf{tree: *expected, content: leaf}
-		leaf = *expected
-	}
-	if d, ok := erasureOf(e); ok {
-		for _, x := range d.Erased {
-			if x.Seq >= e.Seq || x.Seq < 0 {
-				return recordError(e.Seq, "erasure record names seq %d, which is not before it", x.Seq)
-			}
-		}
-		c.name(e, d)
+	leaf, err := c.judge(e, expected)
+	if err != nil {
+		return err
 	}
 	hs, err := tlog.StoredHashesForRecordHash(c.n, leaf, c)
 	if err != nil {
@@ -172,15 +172,44 @@ func (c *checker) add(e idm.AuditEvent, expected *tlog.Hash) error {
 	return nil
 }
 
+// judge takes what a record says beyond its leaf, and returns the leaf to
+// use for it. tree, when known, is the leaf the tree holds for the record.
+// A record whose content gives another leaf is pending: it passes only if a
+// later erasure record names it with both leaves (see explained). An
+// erasure record names the records it erased only if it is genuine itself
+// (its content gives its leaf) and names records before it.
+func (c *checker) judge(e idm.AuditEvent, tree *tlog.Hash) (tlog.Hash, error) {
+	leaf := leafHash(e)
+	genuine := tree == nil || *tree == leaf
+	if !genuine {
+		c.pending[e.Seq] = pendingLeaf{
+			tree: *tree, content: leaf, doc: e.Document,
+			erased: e.DocType == idm.DocSubject && leafHash(tombstoned(e)) == leaf,
+		}
+		leaf = *tree
+	}
+	if d, ok := erasureOf(e); ok && genuine {
+		for _, x := range d.Erased {
+			if x.Seq >= e.Seq || x.Seq < 0 {
+				return leaf, recordError(e.Seq, "erasure record names seq %d, which is not before it", x.Seq)
+			}
+		}
+		c.name(e, d)
+	}
+	return leaf, nil
+}
+
 // root returns the root of the tree of size n ≤ the records added.
 func (c *checker) root(n int64) (tlog.Hash, error) { return tlog.TreeHash(n, c) }
 
 // explained checks the records whose content did not give their leaf:
-// each must be named, with that leaf, by a later erasure record.
+// each must be named, with both leaves, by a later erasure record about its
+// document, and its content must be erased (so that an erasure record can
+// only ever blank personal data, never rewrite history).
 func (c *checker) explained() error {
 	first := int64(-1)
 	for seq, p := range c.pending {
-		if n, ok := c.named[seq]; ok && n.tree == p.tree && n.now == p.content {
+		if n, ok := c.named[seq]; ok && n.tree == p.tree && n.now == p.content && n.doc == p.doc && p.erased {
 			continue
 		}
 		if first < 0 || seq < first {
