@@ -737,6 +737,13 @@ func (s *Service) applyOnce(ctx context.Context, actor idm.User, id string, in e
 			return idm.User{}, fmt.Errorf("users: updating user %s: %w", cur.ID, err)
 		}
 		next.Rev++
+		if revoke {
+			// A link issued between the deletion above and the update
+			// (by a reset request that read the user before it) goes too.
+			if err := s.store.DeleteResetTokens(ctx, cur.ID); err != nil {
+				s.log.ErrorContext(ctx, "users: deleting reset links after revoking the tokens", "user", cur.ID, "err", err)
+			}
+		}
 		if demotes && s.noAdminLeft(ctx) {
 			// Another process demoted the other admin at the same time:
 			// take this request's changes back (the tokens stay revoked).
