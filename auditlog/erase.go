@@ -124,7 +124,7 @@ func (l *Log) Erase(ctx context.Context, store EraseStore, sssid, reason string,
 			}
 		}
 	}
-	if err := eraseSubject(ctx, store, s, links); err != nil {
+	if err := eraseSubject(ctx, store, s); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -132,7 +132,7 @@ func (l *Log) Erase(ctx context.Context, store EraseStore, sssid, reason string,
 
 // eraseSubject replaces the subject's personal data and drops the link
 // tokens, which carry its name and birth date.
-func eraseSubject(ctx context.Context, store EraseStore, s idm.Subject, links []idm.Link) error {
+func eraseSubject(ctx context.Context, store EraseStore, s idm.Subject) error {
 	err := idm.RetryStale(ctx, 5, func() error {
 		cur, err := store.FindSubject(ctx, s.SSSID)
 		if err != nil {
@@ -145,9 +145,9 @@ func eraseSubject(ctx context.Context, store EraseStore, s idm.Subject, links []
 	if err != nil {
 		return fmt.Errorf("auditlog: erasing subject %q: %w", s.SSSID, err)
 	}
-	// The links are read again: a token minted since the erasure began
-	// carries the name too.
-	links, err = store.LinksForSubjects(ctx, s.SSSID)
+	// The links are read now, after the records: a token minted since the
+	// erasure began carries the name too.
+	links, err := store.LinksForSubjects(ctx, s.SSSID)
 	if err != nil {
 		return fmt.Errorf("auditlog: links of %q: %w", s.SSSID, err)
 	}
