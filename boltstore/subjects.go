@@ -95,6 +95,9 @@ type subjEntry struct {
 	nsec  [2]int32
 	lsep  uint32 // the NUL in the fSearch string
 	rev   int64
+	// site is the subject's site, kept apart from str so that a site
+	// filter compares it without unpacking.
+	site string
 }
 
 func newSubjEntry(s idm.Subject) *subjEntry {
@@ -105,7 +108,7 @@ func newSubjEntry(s idm.Subject) *subjEntry {
 	for _, k := range keys {
 		n += len(k) + len(s.Extra[k])
 	}
-	e := &subjEntry{lsep: uint32(len(lsssid)), rev: s.Rev}
+	e := &subjEntry{lsep: uint32(len(lsssid)), rev: s.Rev, site: s.Site}
 	var p packer
 	p.grow(n)
 	for i, f := range [...]string{s.SSSID, s.Name, s.Bday, s.Email, s.DateInvited, s.DateConsented,
@@ -139,7 +142,7 @@ func (e *subjEntry) subject() idm.Subject {
 		Email: e.field(fEmail), DateInvited: e.field(fInvited), DateConsented: e.field(fConsented),
 		DateEnrolled: e.field(fEnrolled), DateWithdrawn: e.field(fWithdrawn),
 		Created: timeOf(e.sec[0], e.nsec[0]), Changed: timeOf(e.sec[1], e.nsec[1]),
-		Extra: e.extra(), Rev: e.rev,
+		Extra: e.extra(), Rev: e.rev, Site: e.site,
 	}
 }
 
@@ -531,6 +534,20 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 	var page []*subjEntry
 	total := 0
 	switch {
+	case f.Sites != nil:
+		all := slices.Values(idx)
+		if f.Desc {
+			all = descAll(idx, col)
+		}
+		for e := range all {
+			if !slices.Contains(f.Sites, e.site) || q != "" && !e.matches(q) {
+				continue
+			}
+			if total >= lo && total < hi {
+				page = append(page, e)
+			}
+			total++
+		}
 	case q == "" && f.Desc:
 		total = len(idx)
 		page = descPage(idx, col, lo, hi)
