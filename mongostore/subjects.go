@@ -49,6 +49,7 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 		return err
 	}
 	set := bson.M{
+		"site":           r.Site,
 		"name":           r.Name,
 		"bday":           r.Bday,
 		"email":          r.Email,
