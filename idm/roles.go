@@ -1,7 +1,10 @@
 package idm
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 )
 
@@ -111,6 +114,8 @@ const (
 	ReadAllAudits
 	// ManageUsers reads and changes users other than oneself.
 	ManageUsers
+	// MoveSubjects moves a subject to another site (admins only).
+	MoveSubjects
 )
 
 // access returns the role and sites p acts with, as [User.Access] does for
@@ -150,7 +155,7 @@ func (p *Principal) Can(a Action, site string) bool {
 		return false
 	}
 	switch a {
-	case ReadAllAudits, ManageUsers:
+	case ReadAllAudits, ManageUsers, MoveSubjects:
 		return true
 	}
 	return p.SeesSite(site)
@@ -195,4 +200,57 @@ func (p *Principal) OnlySite() (string, bool) {
 		return sites[0], true
 	}
 	return "", false
+}
+
+// MsgForbidden answers a caller whose role may not use an endpoint, or
+// may not act in a site (see [Principal.Can]).
+const MsgForbidden = "Forbidden"
+
+// msgNotFound answers a record that does not exist or that the caller may
+// not see: the two are indistinguishable.
+const msgNotFound = "Not Found"
+
+// needs returns fn guarded by the role check of action a: a principal
+// whose role does not allow a at all gets 403 Forbidden, before its
+// request is validated.
+func needs(a Action, fn staffFunc) staffFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		if !p.May(a) {
+			return E(ErrForbidden, MsgForbidden)
+		}
+		return fn(w, r, p)
+	}
+}
+
+// visibleSubject is [Handler.findSubject] for p: a subject of a site p does
+// not see answers exactly like an unknown one (404 Not Found).
+func (h *Handler) visibleSubject(ctx context.Context, p *Principal, sssid string) (shown, stored Subject, links []Link, err error) {
+	shown, stored, links, err = h.findSubject(ctx, sssid)
+	if err != nil {
+		return Subject{}, Subject{}, nil, err
+	}
+	if !p.SeesSite(stored.Site) {
+		return Subject{}, Subject{}, nil, E(ErrNotFound, msgNotFound)
+	}
+	return shown, stored, links, nil
+}
+
+// visibleLink is [Handler.findLink] for p: a link whose subject is of a
+// site p does not see (or, for a caller who does not see every site, does
+// not exist) answers exactly like an unknown link (404 Not Found).
+func (h *Handler) visibleLink(ctx context.Context, p *Principal, jti string) (Link, error) {
+	l, err := h.findLink(ctx, jti)
+	if err != nil || p.SiteFilter() == nil {
+		return l, err
+	}
+	s, err := h.store.FindSubject(ctx, l.SSSID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Link{}, E(ErrNotFound, msgNotFound)
+	case err != nil:
+		return Link{}, fmt.Errorf("find subject of link: %w", err)
+	case !p.SeesSite(s.Site):
+		return Link{}, E(ErrNotFound, msgNotFound)
+	}
+	return l, nil
 }

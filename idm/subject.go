@@ -19,6 +19,7 @@ import (
 // Subject fields as the API names them.
 const (
 	keySSSID         = "sssid"
+	keySite          = "site"
 	keyName          = "name"
 	keyBday          = "bday"
 	keyEmail         = "email"
@@ -55,6 +56,8 @@ func stringField(s *Subject, key string) *string {
 	switch key {
 	case keySSSID:
 		return &s.SSSID
+	case keySite:
+		return &s.Site
 	case keyName:
 		return &s.Name
 	case keyBday:
@@ -78,6 +81,8 @@ func maxLen(key string) int {
 	switch key {
 	case keySSSID:
 		return MaxSSSIDLen
+	case keySite:
+		return MaxSiteLen
 	case keyName:
 		return MaxNameLen
 	}
@@ -108,7 +113,7 @@ func validExtraKey(key string) bool {
 // "SSSID", "ID") would shadow it for a reader that matches names
 // case-insensitively, as encoding/json does.
 var reservedExtraKeys = [...]string{
-	keySSSID, keyName, keyBday, keyEmail, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn,
+	keySSSID, keySite, keyName, keyBday, keyEmail, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn,
 	keyCreated, keyChanged, "id", "rev",
 }
 
@@ -409,6 +414,19 @@ func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Princ
 	if err := checkExtraSize(s.Extra); err != nil {
 		return err
 	}
+	switch site, only := p.OnlySite(); {
+	case s.Site != "":
+		if !ValidSite(s.Site) {
+			return E(ErrInvalid, fmt.Sprintf("invalid `site` %q: use 1 to %d characters from A-Z, a-z, 0-9, _ and -", clip(s.Site), MaxSiteLen))
+		}
+	case only:
+		s.Site = site
+	default:
+		s.Site = h.site
+	}
+	if !p.Can(WriteSubjects, s.Site) {
+		return E(ErrForbidden, MsgForbidden)
+	}
 	now := h.clock()
 	s.ID, s.Created, s.Changed = NewID(), now, now
 	e := newAudit(p, DocSubject, s.ID, "create", now, nil, mustJSON(subjectDoc(s)))
@@ -424,13 +442,13 @@ func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Princ
 }
 
 // listSubjects serves GET /subject.
-func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
 	q, err := parseQuery(r)
 	if err != nil {
 		return err
 	}
-	var f SubjectFilter
+	f := SubjectFilter{Sites: p.SiteFilter()}
 	if f.Offset, f.Limit, err = q.paging(); err != nil {
 		return err
 	}
@@ -478,8 +496,8 @@ func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Princi
 }
 
 // getSubject serves GET /subject/{sssid}.
-func (h *Handler) getSubject(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	shown, _, _, err := h.findSubject(r.Context(), r.PathValue("sssid"))
+func (h *Handler) getSubject(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	shown, _, _, err := h.visibleSubject(r.Context(), p, r.PathValue("sssid"))
 	if err != nil {
 		return err
 	}
@@ -526,8 +544,11 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 		return err
 	}
 	err = h.commit(ctx, p, DocSubject, h.clock(), func(now time.Time) (change, error) {
-		shown, stored, _, err := h.findSubject(ctx, sssid)
+		shown, stored, _, err := h.visibleSubject(ctx, p, sssid)
 		if err != nil {
+			return change{}, err
+		}
+		if err := checkSiteMove(fields, stored, p); err != nil {
 			return change{}, err
 		}
 		return planSubjectUpdate(fields, shown, stored, now, func(next Subject) error {
@@ -538,6 +559,25 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 		return notFound(fmt.Errorf("update subject: %w", err))
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkSiteMove checks the `site` of a PUT /subject body: it may repeat
+// the subject's site; another one must be a site code and moves the
+// subject there, which only admins may do (403 otherwise); emptying it is
+// a 400.
+func checkSiteMove(fields []subjectField, stored Subject, p *Principal) error {
+	for _, f := range fields {
+		switch {
+		case f.key != keySite || f.str == stored.Site:
+		case f.str == "":
+			return E(ErrInvalid, "`site` may not be emptied")
+		case !ValidSite(f.str):
+			return E(ErrInvalid, fmt.Sprintf("invalid `site` %q: use 1 to %d characters from A-Z, a-z, 0-9, _ and -", clip(f.str), MaxSiteLen))
+		case !p.Can(MoveSubjects, f.str):
+			return E(ErrForbidden, MsgForbidden)
+		}
+	}
 	return nil
 }
 

@@ -147,6 +147,7 @@ func (j *subjectJSON) subject(s *Subject) {
 	j.buf.WriteByte('{')
 	j.first = true
 	j.member(keySSSID, s.SSSID)
+	j.member(keySite, s.Site)
 	j.member(keyName, s.Name)
 	j.member(keyBday, s.Bday)
 	j.member(keyEmail, s.Email)
@@ -192,7 +193,7 @@ func (j *subjectJSON) subject(s *Subject) {
 func renderedSize(s *Subject) int {
 	n := 2 // {}
 	for _, f := range [...]struct{ key, val string }{
-		{keySSSID, s.SSSID}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
+		{keySSSID, s.SSSID}, {keySite, s.Site}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
 		{keyDateInvited, s.DateInvited}, {keyDateConsented, s.DateConsented},
 		{keyDateEnrolled, s.DateEnrolled}, {keyDateWithdrawn, s.DateWithdrawn},
 	} {
