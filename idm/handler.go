@@ -105,9 +105,9 @@ type Handler struct {
 	// maxLinks is Config.MaxActiveLinks with its default.
 	maxLinks int
 	// site is Config.DefaultSite with its default.
-	site string
-	mux      *Mux
-	audits   *AuditWriter
+	site   string
+	mux    *Mux
+	audits *AuditWriter
 }
 
 // NewHandler validates c, fills in its defaults and returns the API handler.
