@@ -106,9 +106,12 @@ func CompactRecovery(r [RecoveryCodeCount]string, i int) [RecoveryCodeCount]stri
 // UserView is the JSON form of a [User] that the API returns: it has no
 // password hash, no token version and no revision.
 type UserView struct {
-	ID              string     `json:"id"`
-	Username        string     `json:"username"`
-	Admin           bool       `json:"admin"`
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Admin    bool   `json:"admin"`
+	// Role and Sites are what the user acts with (see [User.Access]).
+	Role            Role       `json:"role"`
+	Sites           []string   `json:"sites"`
 	Disabled        bool       `json:"disabled"`
 	Created         time.Time  `json:"created"`
 	Changed         time.Time  `json:"changed"`
@@ -121,16 +124,18 @@ type UserView struct {
 // [FormatTime], and password_changed only when it is set.
 func (v UserView) MarshalJSON() ([]byte, error) {
 	out := struct {
-		ID              string `json:"id"`
-		Username        string `json:"username"`
-		Admin           bool   `json:"admin"`
-		Disabled        bool   `json:"disabled"`
-		Created         string `json:"created"`
-		Changed         string `json:"changed"`
-		PasswordChanged string `json:"password_changed,omitempty"`
-		TOTP            bool   `json:"totp"`
+		ID              string   `json:"id"`
+		Username        string   `json:"username"`
+		Admin           bool     `json:"admin"`
+		Role            Role     `json:"role"`
+		Sites           []string `json:"sites"`
+		Disabled        bool     `json:"disabled"`
+		Created         string   `json:"created"`
+		Changed         string   `json:"changed"`
+		PasswordChanged string   `json:"password_changed,omitempty"`
+		TOTP            bool     `json:"totp"`
 	}{
-		ID: v.ID, Username: v.Username, Admin: v.Admin, Disabled: v.Disabled,
+		ID: v.ID, Username: v.Username, Admin: v.Admin, Role: v.Role, Sites: v.Sites, Disabled: v.Disabled,
 		Created: FormatTime(v.Created), Changed: FormatTime(v.Changed), TOTP: v.TOTP,
 	}
 	if v.PasswordChanged != nil && !v.PasswordChanged.IsZero() {
@@ -141,8 +146,9 @@ func (v UserView) MarshalJSON() ([]byte, error) {
 
 // View returns the public JSON form of u.
 func (u User) View() UserView {
-	v := UserView{ID: u.ID, Username: u.Username, Admin: u.Admin, Disabled: u.Disabled, Created: u.Created, Changed: u.Changed,
-		TOTP: u.TOTP.Active}
+	role, sites := u.Access()
+	v := UserView{ID: u.ID, Username: u.Username, Admin: role == RoleAdmin, Role: role, Sites: sites, Disabled: u.Disabled,
+		Created: u.Created, Changed: u.Changed, TOTP: u.TOTP.Active}
 	if !u.PasswordChanged.IsZero() {
 		t := u.PasswordChanged
 		v.PasswordChanged = &t
