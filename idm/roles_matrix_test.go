@@ -375,3 +375,53 @@ func TestSubjectSiteOnCreateAndMove(t *testing.T) {
 		t.Errorf("no audit record of the move with old and new site: %+v", audits.Data)
 	}
 }
+
+// TestAuditLogOfSomeSites checks that GET /audit holds, for an auditor of
+// some sites, only the records about the subjects of those sites and their
+// links (page and total), and everything for an admin.
+func TestAuditLogOfSomeSites(t *testing.T) {
+	onEachStore(t, func(t *testing.T, newStore newStoreFunc) {
+		m := newMatrixEnv(t, newStore(t))
+		linkA := m.seed(t, "A-1", "A")
+		m.seed(t, "B-1", "B")
+		subjectID := func(sssid string) string {
+			s, err := m.store.FindSubject(t.Context(), sssid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.ID
+		}
+		visible := map[string]bool{subjectID("A-1"): true, linkA: true}
+		type auditPage struct {
+			Data []struct {
+				Document string `json:"document"`
+			} `json:"data"`
+			Total int `json:"total"`
+		}
+		var all, mine, first auditPage
+		m.must(t, http.StatusOK, "GET", "/audit?perpage=1000", "").decode(t, &all)
+		r := m.as(t, "auditorA", "GET", "/audit?perpage=1000", "")
+		if r.status != http.StatusOK {
+			t.Fatalf("auditor: %d %s", r.status, r.body)
+		}
+		r.decode(t, &mine)
+		want := 0
+		for _, e := range all.Data {
+			if visible[e.Document] {
+				want++
+			}
+		}
+		if want == 0 || mine.Total != want || len(mine.Data) != want || all.Total <= want {
+			t.Errorf("auditor of A: %d records (total %d), want %d of the admin's %d", len(mine.Data), mine.Total, want, all.Total)
+		}
+		for _, e := range mine.Data {
+			if !visible[e.Document] {
+				t.Errorf("auditor of A sees a record about %s", e.Document)
+			}
+		}
+		m.as(t, "auditorA", "GET", "/audit?perpage=1&offset=1", "").decode(t, &first)
+		if len(first.Data) != 1 || first.Total != want || first.Data[0].Document != mine.Data[1].Document {
+			t.Errorf("second page of one: %+v", first)
+		}
+	})
+}
