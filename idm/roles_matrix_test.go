@@ -336,8 +336,17 @@ func TestSubjectSiteOnCreateAndMove(t *testing.T) {
 	if r := m.as(t, "coordinatorA", "POST", "/subject", body("S3", `,"site":"B"`)); r.status != http.StatusForbidden {
 		t.Errorf("coordinator of A creating in B: %d %s, want 403", r.status, r.body)
 	}
-	if r := m.as(t, "coordinatorA", "POST", "/subject", body("S4", `,"site":"bad site"`)); r.status != http.StatusBadRequest {
-		t.Errorf("invalid site: %d %s, want 400", r.status, r.body)
+	// The original's subjects carry `site` as an additional field of any
+	// value; one that is not a site code stays that, as before.
+	if r := m.as(t, "coordinatorA", "POST", "/subject", body("S4", `,"site":{"id":7,"name":"Basel"}`)); r.status != http.StatusCreated ||
+		!strings.Contains(string(r.body), `"site":{"id":7,"name":"Basel"}`) {
+		t.Errorf("the original's site field: %d %s, want 201 showing it as it was", r.status, r.body)
+	}
+	if s, err := m.store.FindSubject(t.Context(), "S4"); err != nil || s.Site != "A" {
+		t.Errorf("S4: site %q (%v), want A", s.Site, err)
+	}
+	if r := m.as(t, "coordinatorA", "PUT", "/subject/S4", `{"sssid":"S4","site":"Bern"}`); r.status != http.StatusNoContent {
+		t.Errorf("changing the original's site field: %d %s, want 204", r.status, r.body)
 	}
 	if r := m.as(t, "coordinatorA", "PUT", "/subject/S1", `{"sssid":"S1","site":"B"}`); r.status != http.StatusForbidden {
 		t.Errorf("coordinator moving a subject: %d %s, want 403", r.status, r.body)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -113,7 +114,7 @@ func validExtraKey(key string) bool {
 // "SSSID", "ID") would shadow it for a reader that matches names
 // case-insensitively, as encoding/json does.
 var reservedExtraKeys = [...]string{
-	keySSSID, keySite, keyName, keyBday, keyEmail, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn,
+	keySSSID, keyName, keyBday, keyEmail, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn,
 	keyCreated, keyChanged, "id", "rev",
 }
 
@@ -157,6 +158,16 @@ func subjectFields(members []objectField) ([]subjectField, error) {
 		switch {
 		case m.key == keyCreated || m.key == keyChanged:
 			continue
+		case m.key == keySite && !siteCode(m):
+			// The original's subjects may carry `site` as an additional
+			// field of any JSON value (e.g. {"id": 7, "name": "Basel"}):
+			// such a value stays one, as before (see legacySite).
+			if m.raw[0] == '"' {
+				if _, err := m.str(MaxStringLen); err != nil {
+					return nil, err
+				}
+			}
+			fields = append(fields, subjectField{key: m.key, null: m.isNull(), raw: m.raw})
 		case stringField(&Subject{}, m.key) != nil:
 			s, err := m.str(maxLen(m.key))
 			if err != nil {
@@ -180,6 +191,41 @@ func subjectFields(members []objectField) ([]subjectField, error) {
 		}
 	}
 	return fields, nil
+}
+
+// siteCode reports whether a `site` member is a site code (a JSON string
+// that [ValidSite] accepts), which makes it the subject's site.
+func siteCode(m objectField) bool {
+	if m.raw[0] != '"' {
+		return false
+	}
+	s, err := m.str(MaxSiteLen)
+	return err == nil && ValidSite(s)
+}
+
+// legacySite reports whether s holds the original's additional field
+// `site`: its answers then show that field as they did, and a `site` in a
+// PUT body changes that field, not the subject's site.
+func legacySite(s *Subject) bool {
+	_, ok := s.Extra[keySite]
+	return ok
+}
+
+// legacySiteFields returns fields with a site code in `site` turned into
+// the additional field `site` when stored holds the original's additional
+// field, which its answers show: the frontend sends back what it was
+// shown. (Such a subject cannot be moved by a PUT.)
+func legacySiteFields(fields []subjectField, stored Subject) []subjectField {
+	if !legacySite(&stored) {
+		return fields
+	}
+	out := slices.Clone(fields)
+	for i, f := range out {
+		if f.key == keySite && f.known {
+			out[i] = subjectField{key: keySite, raw: json.RawMessage(strconv.Quote(f.str))}
+		}
+	}
+	return out
 }
 
 // extraSize returns the encoded size of a subject's additional fields.
@@ -548,6 +594,7 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 		if err != nil {
 			return change{}, err
 		}
+		fields := legacySiteFields(fields, stored)
 		if err := checkSiteMove(fields, stored, p); err != nil {
 			return change{}, err
 		}
@@ -569,7 +616,7 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 func checkSiteMove(fields []subjectField, stored Subject, p *Principal) error {
 	for _, f := range fields {
 		switch {
-		case f.key != keySite || f.str == stored.Site:
+		case f.key != keySite || !f.known || f.str == stored.Site:
 		case f.str == "":
 			return E(ErrInvalid, "`site` may not be emptied")
 		case !ValidSite(f.str):

@@ -147,7 +147,10 @@ func (j *subjectJSON) subject(s *Subject) {
 	j.buf.WriteByte('{')
 	j.first = true
 	j.member(keySSSID, s.SSSID)
-	j.member(keySite, s.Site)
+	legacy := legacySite(s)
+	if !legacy {
+		j.member(keySite, s.Site)
+	}
 	j.member(keyName, s.Name)
 	j.member(keyBday, s.Bday)
 	j.member(keyEmail, s.Email)
@@ -164,7 +167,7 @@ func (j *subjectJSON) subject(s *Subject) {
 			// Keys a store may hold from elsewhere (a migration) that clash
 			// with known or internal names, and values that are not valid
 			// JSON, are not shown rather than breaking the whole answer.
-			if !validExtraKey(k) || stringField(&Subject{}, k) != nil || k == keyCreated || k == keyChanged {
+			if !validExtraKey(k) || stringField(&Subject{}, k) != nil && !(k == keySite && legacy) || k == keyCreated || k == keyChanged {
 				continue
 			}
 			j.scratch.Reset()
