@@ -119,6 +119,34 @@ func siteTests() []test {
 				})
 			}
 		}},
+		{"ListFollowsMovesAndDeletes", func(t *testing.T, s idm.Store) {
+			ctx := t.Context()
+			data := siteData()
+			createSubjects(t, s, data...)
+			list := func(site string) []string {
+				t.Helper()
+				got, total, err := s.ListSubjects(ctx, idm.SubjectFilter{Sites: []string{site}, OrderCol: "name"})
+				require.NoError(t, err)
+				assert.Equal(t, len(got), total)
+				return sssids(got)
+			}
+			// Listed once first, so that a store that keeps per-site
+			// orders has them built before the changes.
+			require.NotContains(t, list("B"), "S00")
+			require.Contains(t, list("A"), "S00")
+			moved, err := s.FindSubject(ctx, "S00")
+			require.NoError(t, err)
+			moved.Site = "B"
+			updateSubject(t, s, &moved)
+			require.NoError(t, s.DeleteSubject(ctx, "S03"))
+			added := newSubject("S50")
+			added.Site = "A"
+			createSubjects(t, s, added)
+			assert.Contains(t, list("B"), "S00")
+			assert.NotContains(t, list("A"), "S00")
+			assert.NotContains(t, list("A"), "S03")
+			assert.Contains(t, list("A"), "S50")
+		}},
 		{"ListFiltersBySitesPagedAndSorted", func(t *testing.T, s idm.Store) {
 			data := siteData()
 			createSubjects(t, s, data...)
