@@ -48,8 +48,8 @@ func (l *Log) Install(handle func(pattern string, h http.Handler)) {
 }
 
 // MayRead reports whether p may read the whole audit trail and the log's
-// checkpoints and proofs: admins.
-func MayRead(p *idm.Principal) bool { return p != nil && p.Admin }
+// checkpoints and proofs: admins and auditors (see idm.ReadAllAudits).
+func MayRead(p *idm.Principal) bool { return p.May(idm.ReadAllAudits) }
 
 // serveCheckpoint serves the latest checkpoint as a signed note.
 func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) error {

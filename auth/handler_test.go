@@ -65,7 +65,8 @@ func TestAuthSuccess(t *testing.T) {
 	require.Equal(t, http.StatusOK, me.status, me.body)
 	var p idm.DataBody[idm.Principal]
 	require.NoError(t, json.Unmarshal([]byte(me.body), &p))
-	assert.Equal(t, idm.Principal{UserID: u.ID, Username: alice}, p.Data)
+	// A user stored without a role acts as a coordinator of every site.
+	assert.Equal(t, idm.Principal{UserID: u.ID, Username: alice, Role: idm.RoleCoordinator, Sites: []string{idm.AllSites}}, p.Data)
 
 	evs := e.audits()
 	require.Len(t, evs, 1)

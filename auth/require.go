@@ -88,8 +88,9 @@ func (h *Handler) Authenticate(r *http.Request) (*idm.Principal, error) {
 	case u.TokenVersion != c.Version:
 		return nil, idm.E(idm.ErrUnauthorized, "Invalid token")
 	}
-	return &idm.Principal{UserID: u.ID, Username: u.Username, Admin: u.Admin, TokenVersion: u.TokenVersion,
-		TOTP: u.TOTP.Active}, nil
+	role, sites := u.Access()
+	return &idm.Principal{UserID: u.ID, Username: u.Username, Admin: role == idm.RoleAdmin, Role: role, Sites: sites,
+		TokenVersion: u.TokenVersion, TOTP: u.TOTP.Active}, nil
 }
 
 // bearerToken extracts the token from the Authorization header.

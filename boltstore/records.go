@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/c3-pro/idm/idm"
@@ -17,16 +18,18 @@ import (
 // byte-for-byte, including the difference between nil and empty.
 
 type userRec struct {
-	ID              string `json:"id"`
-	Username        string `json:"username"`
-	PasswordHash    string `json:"password_hash,omitempty"`
-	Admin           bool   `json:"admin,omitempty"`
-	Disabled        bool   `json:"disabled,omitempty"`
-	TokenVersion    int64  `json:"token_version,omitempty"`
-	Created         *int64 `json:"created,omitempty"`
-	Changed         *int64 `json:"changed,omitempty"`
-	PasswordChanged *int64 `json:"password_changed,omitempty"`
-	Rev             int64  `json:"rev,omitempty"`
+	ID              string   `json:"id"`
+	Username        string   `json:"username"`
+	PasswordHash    string   `json:"password_hash,omitempty"`
+	Admin           bool     `json:"admin,omitempty"`
+	Role            string   `json:"role,omitempty"`
+	Sites           []string `json:"sites,omitempty"`
+	Disabled        bool     `json:"disabled,omitempty"`
+	TokenVersion    int64    `json:"token_version,omitempty"`
+	Created         *int64   `json:"created,omitempty"`
+	Changed         *int64   `json:"changed,omitempty"`
+	PasswordChanged *int64   `json:"password_changed,omitempty"`
+	Rev             int64    `json:"rev,omitempty"`
 	// The second factor (idm.TOTP); absent when there is none.
 	TOTPSecret   string   `json:"totp_secret,omitempty"`
 	TOTPActive   bool     `json:"totp_active,omitempty"`
@@ -37,7 +40,7 @@ type userRec struct {
 func toUserRec(u idm.User) userRec {
 	return userRec{
 		ID: u.ID, Username: u.Username, PasswordHash: u.PasswordHash,
-		Admin: u.Admin, Disabled: u.Disabled, TokenVersion: u.TokenVersion,
+		Admin: u.Admin, Role: string(u.Role), Sites: slices.Clone(u.Sites), Disabled: u.Disabled, TokenVersion: u.TokenVersion,
 		Created: encTime(u.Created), Changed: encTime(u.Changed), PasswordChanged: encTime(u.PasswordChanged),
 		Rev: u.Rev, TOTPSecret: u.TOTP.Secret, TOTPActive: u.TOTP.Active, TOTPLastStep: u.TOTP.LastStep,
 		TOTPRecovery: idm.RecoveryList(u.TOTP.Recovery),
@@ -47,7 +50,7 @@ func toUserRec(u idm.User) userRec {
 func (r userRec) user() idm.User {
 	return idm.User{
 		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash,
-		Admin: r.Admin, Disabled: r.Disabled, TokenVersion: r.TokenVersion,
+		Admin: r.Admin, Role: idm.Role(r.Role), Sites: slices.Clone(r.Sites), Disabled: r.Disabled, TokenVersion: r.TokenVersion,
 		Created: decTime(r.Created), Changed: decTime(r.Changed), PasswordChanged: decTime(r.PasswordChanged),
 		Rev: r.Rev, TOTP: idm.TOTP{Secret: r.TOTPSecret, Active: r.TOTPActive, LastStep: r.TOTPLastStep,
 			Recovery: idm.RecoveryArray(r.TOTPRecovery)},
@@ -57,6 +60,7 @@ func (r userRec) user() idm.User {
 type subjectRec struct {
 	ID            string `json:"id"`
 	SSSID         string `json:"sssid"`
+	Site          string `json:"site,omitempty"`
 	Name          string `json:"name,omitempty"`
 	Bday          string `json:"bday,omitempty"`
 	Email         string `json:"email,omitempty"`
@@ -73,7 +77,7 @@ type subjectRec struct {
 
 func toSubjectRec(s idm.Subject) subjectRec {
 	r := subjectRec{
-		ID: s.ID, SSSID: s.SSSID, Name: s.Name, Bday: s.Bday, Email: s.Email,
+		ID: s.ID, SSSID: s.SSSID, Site: s.Site, Name: s.Name, Bday: s.Bday, Email: s.Email,
 		DateInvited: s.DateInvited, DateConsented: s.DateConsented,
 		DateEnrolled: s.DateEnrolled, DateWithdrawn: s.DateWithdrawn,
 		Created: encTime(s.Created), Changed: encTime(s.Changed), Rev: s.Rev,
@@ -89,7 +93,7 @@ func toSubjectRec(s idm.Subject) subjectRec {
 
 func (r subjectRec) subject() idm.Subject {
 	s := idm.Subject{
-		ID: r.ID, SSSID: r.SSSID, Name: r.Name, Bday: r.Bday, Email: r.Email,
+		ID: r.ID, SSSID: r.SSSID, Site: r.Site, Name: r.Name, Bday: r.Bday, Email: r.Email,
 		DateInvited: r.DateInvited, DateConsented: r.DateConsented,
 		DateEnrolled: r.DateEnrolled, DateWithdrawn: r.DateWithdrawn,
 		Created: decTime(r.Created), Changed: decTime(r.Changed), Rev: r.Rev,

@@ -95,6 +95,9 @@ type subjEntry struct {
 	nsec  [2]int32
 	lsep  uint32 // the NUL in the fSearch string
 	rev   int64
+	// site is the subject's site, kept apart from str so that a site
+	// filter compares it without unpacking.
+	site string
 }
 
 func newSubjEntry(s idm.Subject) *subjEntry {
@@ -105,7 +108,7 @@ func newSubjEntry(s idm.Subject) *subjEntry {
 	for _, k := range keys {
 		n += len(k) + len(s.Extra[k])
 	}
-	e := &subjEntry{lsep: uint32(len(lsssid)), rev: s.Rev}
+	e := &subjEntry{lsep: uint32(len(lsssid)), rev: s.Rev, site: s.Site}
 	var p packer
 	p.grow(n)
 	for i, f := range [...]string{s.SSSID, s.Name, s.Bday, s.Email, s.DateInvited, s.DateConsented,
@@ -139,7 +142,7 @@ func (e *subjEntry) subject() idm.Subject {
 		Email: e.field(fEmail), DateInvited: e.field(fInvited), DateConsented: e.field(fConsented),
 		DateEnrolled: e.field(fEnrolled), DateWithdrawn: e.field(fWithdrawn),
 		Created: timeOf(e.sec[0], e.nsec[0]), Changed: timeOf(e.sec[1], e.nsec[1]),
-		Extra: e.extra(), Rev: e.rev,
+		Extra: e.extra(), Rev: e.rev, Site: e.site,
 	}
 }
 
@@ -233,10 +236,43 @@ type subjectCache struct {
 	ids     map[string]struct{} // the subjects' IDs, which are unique too
 	orders  [numCols][]*subjEntry
 	built   [numCols]bool
+	// siteOrders holds, once built, the ascending order of a column among
+	// the subjects of one site, so that a page of one site's subjects
+	// costs what an unfiltered page does.
+	siteOrders map[siteCol][]*subjEntry
+}
+
+// siteCol names the order of a column among one site's subjects.
+type siteCol struct {
+	site string
+	col  int
 }
 
 func newSubjectCache() *subjectCache {
-	return &subjectCache{bySSSID: map[string]*subjEntry{}, ids: map[string]struct{}{}}
+	return &subjectCache{bySSSID: map[string]*subjEntry{}, ids: map[string]struct{}{}, siteOrders: map[siteCol][]*subjEntry{}}
+}
+
+// siteOrder returns the entries of site in the ascending order of col, if
+// that order is built.
+func (c *subjectCache) siteOrder(site string, col int) ([]*subjEntry, bool) {
+	idx, ok := c.siteOrders[siteCol{site, col}]
+	return idx, ok
+}
+
+// buildSite builds the ascending order of col among the entries of site.
+func (c *subjectCache) buildSite(site string, col int) {
+	k := siteCol{site, col}
+	if _, ok := c.siteOrders[k]; ok {
+		return
+	}
+	idx := []*subjEntry{}
+	for _, e := range c.bySSSID {
+		if e.site == site {
+			idx = append(idx, e)
+		}
+	}
+	slices.SortFunc(idx, compareOrder(col))
+	c.siteOrders[k] = idx
 }
 
 // order returns the entries in the ascending order of col, if that order
@@ -276,6 +312,13 @@ func (c *subjectCache) add(e *subjEntry) {
 		i, _ := slices.BinarySearchFunc(idx, e, compareOrder(col))
 		c.orders[col] = slices.Insert(idx, i, e)
 	}
+	for col := range numCols {
+		k := siteCol{e.site, col}
+		if idx, ok := c.siteOrders[k]; ok {
+			i, _ := slices.BinarySearchFunc(idx, e, compareOrder(col))
+			c.siteOrders[k] = slices.Insert(idx, i, e)
+		}
+	}
 }
 
 // remove takes an entry out of the cache and the built sort orders.
@@ -289,6 +332,14 @@ func (c *subjectCache) remove(e *subjEntry) {
 		idx := c.orders[col]
 		if i, ok := slices.BinarySearchFunc(idx, e, compareOrder(col)); ok {
 			c.orders[col] = slices.Delete(idx, i, i+1)
+		}
+	}
+	for col := range numCols {
+		k := siteCol{e.site, col}
+		if idx, ok := c.siteOrders[k]; ok {
+			if i, found := slices.BinarySearchFunc(idx, e, compareOrder(col)); found {
+				c.siteOrders[k] = slices.Delete(idx, i, i+1)
+			}
 		}
 	}
 }
@@ -526,11 +577,39 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 		s.mu.RLock()
 		idx, _ = s.subjects.order(col)
 	}
+	sites := f.Sites
+	if len(sites) == 1 {
+		// One site (a user of one site): its own order, paged like all.
+		idx, built = s.subjects.siteOrder(sites[0], col)
+		if !built {
+			s.mu.RUnlock()
+			s.mu.Lock()
+			s.subjects.buildSite(sites[0], col)
+			s.mu.Unlock()
+			s.mu.RLock()
+			idx, _ = s.subjects.siteOrder(sites[0], col)
+		}
+		sites = nil
+	}
 	defer s.mu.RUnlock()
 
 	var page []*subjEntry
 	total := 0
 	switch {
+	case sites != nil:
+		all := slices.Values(idx)
+		if f.Desc {
+			all = descAll(idx, col)
+		}
+		for e := range all {
+			if !slices.Contains(sites, e.site) || q != "" && !e.matches(q) {
+				continue
+			}
+			if total >= lo && total < hi {
+				page = append(page, e)
+			}
+			total++
+		}
 	case q == "" && f.Desc:
 		total = len(idx)
 		page = descPage(idx, col, lo, hi)

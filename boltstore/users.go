@@ -139,7 +139,7 @@ func (s *Store) FindUserByID(ctx context.Context, id string) (idm.User, error) {
 	if !ok {
 		return idm.User{}, fmt.Errorf("boltstore: %s: user %q: %w", op, id, idm.ErrNotFound)
 	}
-	return u, nil
+	return idm.CloneUser(u), nil
 }
 
 // FindUserByUsername returns the user with the given username, compared
@@ -156,7 +156,7 @@ func (s *Store) FindUserByUsername(ctx context.Context, username string) (idm.Us
 	if !ok {
 		return idm.User{}, fmt.Errorf("boltstore: %s: username %q: %w", op, username, idm.ErrNotFound)
 	}
-	return u, nil
+	return idm.CloneUser(u), nil
 }
 
 // UpdateUser replaces the user with u.ID by u, provided the stored user has
@@ -257,7 +257,7 @@ func (s *Store) ListUsers(ctx context.Context, f idm.UserFilter) ([]idm.User, in
 			continue
 		}
 		if total >= lo && total < hi {
-			out = append(out, s.users.byID[s.users.byName[name]])
+			out = append(out, idm.CloneUser(s.users.byID[s.users.byName[name]]))
 		}
 		total++
 	}

@@ -5,9 +5,13 @@ import "context"
 // Principal is the authenticated staff user on whose behalf a request runs.
 // The auth package's Require middleware puts it into the request context.
 type Principal struct {
-	UserID       string
-	Username     string
-	Admin        bool
+	UserID   string
+	Username string
+	Admin    bool
+	// Role and Sites are what the user acts with (see [User.Access]); a
+	// principal without a role reads as a coordinator of every site.
+	Role         Role
+	Sites        []string
 	TokenVersion int64
 	// TOTP tells whether the user's second factor is active.
 	TOTP bool

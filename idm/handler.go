@@ -72,11 +72,17 @@ type Config struct {
 	// LinkTTL is the lifetime of a minted link JWT; 0 means
 	// [DefaultLinkTTL].
 	LinkTTL time.Duration
+	// DefaultSite is the site of a subject created without one by a
+	// caller who has not exactly one site; "" means [DefaultSiteCode].
+	DefaultSite string
 	// MaxActiveLinks bounds the links of one subject that can still be
 	// established (not revoked, not established, not expired): creating
 	// another is a 409. 0 means [DefaultMaxActiveLinks].
 	MaxActiveLinks int
 }
+
+// DefaultSiteCode is the default of [Config.DefaultSite].
+const DefaultSiteCode = "main"
 
 // DefaultMaxActiveLinks is the default of [Config.MaxActiveLinks].
 const DefaultMaxActiveLinks = 20
@@ -98,8 +104,10 @@ type Handler struct {
 	linkTTL time.Duration
 	// maxLinks is Config.MaxActiveLinks with its default.
 	maxLinks int
-	mux      *Mux
-	audits   *AuditWriter
+	// site is Config.DefaultSite with its default.
+	site   string
+	mux    *Mux
+	audits *AuditWriter
 }
 
 // NewHandler validates c, fills in its defaults and returns the API handler.
@@ -115,6 +123,8 @@ func NewHandler(c Config) (*Handler, error) {
 		return nil, fmt.Errorf("idm: NewHandler: Config.MaxBodyBytes is negative (%d)", c.MaxBodyBytes)
 	case c.LinkTTL < 0:
 		return nil, fmt.Errorf("idm: NewHandler: Config.LinkTTL is negative (%s)", c.LinkTTL)
+	case c.DefaultSite != "" && !ValidSite(c.DefaultSite):
+		return nil, fmt.Errorf("idm: NewHandler: Config.DefaultSite %q is not a site code (1 to %d characters of A-Z, a-z, 0-9, _ and -)", c.DefaultSite, MaxSiteLen)
 	case c.MaxActiveLinks < 0:
 		return nil, fmt.Errorf("idm: NewHandler: Config.MaxActiveLinks is negative (%d)", c.MaxActiveLinks)
 	}
@@ -128,6 +138,9 @@ func NewHandler(c Config) (*Handler, error) {
 		linkTTL:  c.LinkTTL,
 		maxLinks: c.MaxActiveLinks,
 		mux:      NewMux(),
+	}
+	if h.site = c.DefaultSite; h.site == "" {
+		h.site = DefaultSiteCode
 	}
 	if h.maxLinks == 0 {
 		h.maxLinks = DefaultMaxActiveLinks
@@ -169,18 +182,20 @@ func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 			return fn(w, r.WithContext(ctx), p)
 		})
 	}
-	handle("POST /subject", changes(h.createSubject))
-	handle("GET /subject", staff(h.listSubjects))
-	handle("GET /subject/{sssid}", staff(h.getSubject))
-	handle("PUT /subject/{sssid}", changes(h.updateSubject))
-	handle("POST /subject/{sssid}/links", changes(h.createLink))
-	handle("GET /subject/{sssid}/links", staff(h.listLinks))
-	handle("GET /subject/{sssid}/audits", staff(h.subjectAudits))
-	handle("GET /link/{jti}", staff(h.getLink))
-	handle("PUT /link/{jti}", changes(h.updateLink))
-	handle("DELETE /link/{jti}", changes(h.revokeLink))
-	handle("GET /link/{jti}/jwt", changes(h.linkJWT)) // the first call mints the JWT
-	handle("GET /audit", staff(h.listAudits))
+	// Each route checks the caller's role first (see needs), and the
+	// subject's site where it has one (see visibleSubject, visibleLink).
+	handle("POST /subject", changes(needs(WriteSubjects, h.createSubject)))
+	handle("GET /subject", staff(needs(ReadSubjects, h.listSubjects)))
+	handle("GET /subject/{sssid}", staff(needs(ReadSubjects, h.getSubject)))
+	handle("PUT /subject/{sssid}", changes(needs(WriteSubjects, h.updateSubject)))
+	handle("POST /subject/{sssid}/links", changes(needs(WriteSubjects, h.createLink)))
+	handle("GET /subject/{sssid}/links", staff(needs(ReadSubjects, h.listLinks)))
+	handle("GET /subject/{sssid}/audits", staff(needs(ReadSubjectAudits, h.subjectAudits)))
+	handle("GET /link/{jti}", staff(needs(ReadSubjects, h.getLink)))
+	handle("PUT /link/{jti}", changes(needs(WriteSubjects, h.updateLink)))
+	handle("DELETE /link/{jti}", changes(needs(WriteSubjects, h.revokeLink)))
+	handle("GET /link/{jti}/jwt", changes(needs(WriteSubjects, h.linkJWT))) // the first call mints the JWT
+	handle("GET /audit", staff(needs(ReadAllAudits, h.listAudits)))
 	handle("POST /establish", h.serve(func(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := detached(r.Context())
 		defer cancel()

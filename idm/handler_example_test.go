@@ -95,7 +95,7 @@ func ExampleNewHandler() {
 	call("GET", "/subject?offset=0&perpage=10&ordercol=name&orderdir=ASC", "")
 	call("GET", "/subject/S-2", "")
 	// Output:
-	// 201 {"data":{"sssid":"S-1","name":"Alice","bday":"1980-05-17","created":"2026-11-29T12:00:00.000000Z","changed":"2026-11-29T12:00:00.000000Z","arm":"B"}}
-	// 200 {"data":[{"sssid":"S-1","name":"Alice","bday":"1980-05-17","created":"2026-11-29T12:00:00.000000Z","changed":"2026-11-29T12:00:00.000000Z","arm":"B"}],"total":1}
+	// 201 {"data":{"sssid":"S-1","site":"main","name":"Alice","bday":"1980-05-17","created":"2026-11-29T12:00:00.000000Z","changed":"2026-11-29T12:00:00.000000Z","arm":"B"}}
+	// 200 {"data":[{"sssid":"S-1","site":"main","name":"Alice","bday":"1980-05-17","created":"2026-11-29T12:00:00.000000Z","changed":"2026-11-29T12:00:00.000000Z","arm":"B"}],"total":1}
 	// 404 {"error":{"status":404,"message":"Not Found"}}
 }

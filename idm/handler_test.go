@@ -167,7 +167,7 @@ func TestAPI(t *testing.T) {
 
 		// GET /audit.
 		{name: "Audits", method: "GET", target: "/audit?actor=" + staffName + "&since=2026-01-01&until=2027-01-01T00:00:00Z&offset=0&perpage=5", principal: "admin", want: 200},
-		{name: "AuditsNotAdmin", method: "GET", target: "/audit?since=garbage", principal: "staff", want: 403, wantMessage: "admin rights required"},
+		{name: "AuditsNotAdmin", method: "GET", target: "/audit?since=garbage", principal: "staff", want: 403, wantMessage: "Forbidden"},
 		{name: "AuditsBadSince", method: "GET", target: "/audit?since=yesterday", principal: "admin", want: 400, wantMessage: `query parameter "since" must be an RFC 3339 date or date-time, not "yesterday"`},
 		{name: "AuditsBadPerPage", method: "GET", target: "/audit?perpage=5000", principal: "admin", want: 400, wantMessage: `query parameter "perpage" must be an integer from 1 to 1000, not "5000"`},
 	}

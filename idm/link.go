@@ -82,9 +82,9 @@ func (h *Handler) findLink(ctx context.Context, jti string) (Link, error) {
 // createLink serves POST /subject/{sssid}/links.
 func (h *Handler) createLink(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
-	s, err := h.store.FindSubject(ctx, r.PathValue("sssid"))
+	_, s, _, err := h.visibleSubject(ctx, p, r.PathValue("sssid"))
 	if err != nil {
-		return notFound(fmt.Errorf("find subject: %w", err))
+		return fmt.Errorf("find subject: %w", err)
 	}
 	if s.DateConsented == "" {
 		return E(ErrPrecondition, "Subject has not yet been consented")
@@ -139,19 +139,15 @@ func (h *Handler) checkLinkLimit(ctx context.Context, sssid string) error {
 // are not revoked, oldest first. With a paging parameter (offset, perpage)
 // the answer is that page and the total count; without one, every link,
 // as the frontend expects.
-func (h *Handler) listLinks(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+func (h *Handler) listLinks(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
 	paged, offset, perpage, err := optionalPaging(r)
 	if err != nil {
 		return err
 	}
-	s, err := h.store.FindSubject(ctx, r.PathValue("sssid"))
+	_, _, links, err := h.visibleSubject(ctx, p, r.PathValue("sssid"))
 	if err != nil {
-		return notFound(fmt.Errorf("find subject: %w", err))
-	}
-	links, err := h.store.LinksForSubjects(ctx, s.SSSID)
-	if err != nil {
-		return fmt.Errorf("links of subject: %w", err)
+		return fmt.Errorf("find subject: %w", err)
 	}
 	// Revoked links are left out: the link JSON has no key that would tell
 	// them from usable ones, and the frontend reuses the first link whose
@@ -166,8 +162,8 @@ func (h *Handler) listLinks(w http.ResponseWriter, r *http.Request, _ *Principal
 }
 
 // getLink serves GET /link/{jti}.
-func (h *Handler) getLink(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	l, err := h.findLink(r.Context(), r.PathValue("jti"))
+func (h *Handler) getLink(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	l, err := h.visibleLink(r.Context(), p, r.PathValue("jti"))
 	if err != nil {
 		return err
 	}
@@ -201,7 +197,7 @@ func (h *Handler) updateLink(w http.ResponseWriter, r *http.Request, p *Principa
 		wrote bool // whether the last plan, which commit carried out, writes
 	)
 	err = h.commit(ctx, p, DocLink, h.clock(), func(now time.Time) (change, error) {
-		l, err := h.findLink(ctx, jti)
+		l, err := h.visibleLink(ctx, p, jti)
 		if err != nil {
 			return change{}, err
 		}
@@ -355,7 +351,7 @@ func (h *Handler) revokeLink(w http.ResponseWriter, r *http.Request, p *Principa
 	ctx := r.Context()
 	jti := r.PathValue("jti")
 	err := h.commit(ctx, p, DocLink, h.clock(), func(now time.Time) (change, error) {
-		l, err := h.findLink(ctx, jti)
+		l, err := h.visibleLink(ctx, p, jti)
 		switch {
 		case err != nil:
 			return change{}, err
@@ -391,7 +387,7 @@ func (h *Handler) linkJWT(w http.ResponseWriter, r *http.Request, p *Principal) 
 	jti := r.PathValue("jti")
 	var serve string
 	err := h.commit(ctx, p, DocLink, h.clock(), func(now time.Time) (change, error) {
-		l, err := h.findLink(ctx, jti)
+		l, err := h.visibleLink(ctx, p, jti)
 		if err != nil {
 			return change{}, err
 		}

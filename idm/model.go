@@ -13,8 +13,16 @@ type User struct {
 	// PasswordHash is the encoded password hash (see auth); empty for a user
 	// who was invited and has not set a password yet. It is never serialised.
 	PasswordHash string
-	Admin        bool
-	Disabled     bool
+	// Admin is set exactly when Role is [RoleAdmin] (the original's flag,
+	// kept for compatibility).
+	Admin bool
+	// Role is the user's role; "" for a user stored without one, who reads
+	// as a coordinator of every site (see [User.Access]).
+	Role Role
+	// Sites are the site codes the user works in, or [AllSites] alone for
+	// every site; nil for a user stored without a role.
+	Sites    []string
+	Disabled bool
 	// TokenVersion is raised whenever the user's earlier tokens must stop
 	// working: a password change or reset, disabling, an admin-flag change,
 	// deletion and logout.
@@ -29,6 +37,13 @@ type User struct {
 	// read; callers pass back the Rev they read to [UserStore.UpdateUser],
 	// which fails with [ErrStale] if the record has changed since.
 	Rev int64
+}
+
+// CloneUser returns u with its own copy of Sites, so that changing one
+// never changes the other.
+func CloneUser(u User) User {
+	u.Sites = slices.Clone(u.Sites)
+	return u
 }
 
 // RecoveryCodeCount is how many recovery codes a TOTP enrolment gives.
@@ -91,9 +106,12 @@ func CompactRecovery(r [RecoveryCodeCount]string, i int) [RecoveryCodeCount]stri
 // UserView is the JSON form of a [User] that the API returns: it has no
 // password hash, no token version and no revision.
 type UserView struct {
-	ID              string     `json:"id"`
-	Username        string     `json:"username"`
-	Admin           bool       `json:"admin"`
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Admin    bool   `json:"admin"`
+	// Role and Sites are what the user acts with (see [User.Access]).
+	Role            Role       `json:"role"`
+	Sites           []string   `json:"sites"`
 	Disabled        bool       `json:"disabled"`
 	Created         time.Time  `json:"created"`
 	Changed         time.Time  `json:"changed"`
@@ -106,16 +124,18 @@ type UserView struct {
 // [FormatTime], and password_changed only when it is set.
 func (v UserView) MarshalJSON() ([]byte, error) {
 	out := struct {
-		ID              string `json:"id"`
-		Username        string `json:"username"`
-		Admin           bool   `json:"admin"`
-		Disabled        bool   `json:"disabled"`
-		Created         string `json:"created"`
-		Changed         string `json:"changed"`
-		PasswordChanged string `json:"password_changed,omitempty"`
-		TOTP            bool   `json:"totp"`
+		ID              string   `json:"id"`
+		Username        string   `json:"username"`
+		Admin           bool     `json:"admin"`
+		Role            Role     `json:"role"`
+		Sites           []string `json:"sites"`
+		Disabled        bool     `json:"disabled"`
+		Created         string   `json:"created"`
+		Changed         string   `json:"changed"`
+		PasswordChanged string   `json:"password_changed,omitempty"`
+		TOTP            bool     `json:"totp"`
 	}{
-		ID: v.ID, Username: v.Username, Admin: v.Admin, Disabled: v.Disabled,
+		ID: v.ID, Username: v.Username, Admin: v.Admin, Role: v.Role, Sites: v.Sites, Disabled: v.Disabled,
 		Created: FormatTime(v.Created), Changed: FormatTime(v.Changed), TOTP: v.TOTP,
 	}
 	if v.PasswordChanged != nil && !v.PasswordChanged.IsZero() {
@@ -126,8 +146,9 @@ func (v UserView) MarshalJSON() ([]byte, error) {
 
 // View returns the public JSON form of u.
 func (u User) View() UserView {
-	v := UserView{ID: u.ID, Username: u.Username, Admin: u.Admin, Disabled: u.Disabled, Created: u.Created, Changed: u.Changed,
-		TOTP: u.TOTP.Active}
+	role, sites := u.Access()
+	v := UserView{ID: u.ID, Username: u.Username, Admin: role == RoleAdmin, Role: role, Sites: sites, Disabled: u.Disabled,
+		Created: u.Created, Changed: u.Changed, TOTP: u.TOTP.Active}
 	if !u.PasswordChanged.IsZero() {
 		t := u.PasswordChanged
 		v.PasswordChanged = &t
@@ -147,6 +168,10 @@ type UserFilter struct {
 type Subject struct {
 	ID    string // internal identifier (24 hex); never returned by the API
 	SSSID string
+	// Site is the code of the study site the subject belongs to (see
+	// [ValidSite]); "" for a subject stored before sites existed, which
+	// only users of every site see.
+	Site  string
 	Name  string
 	Bday  string // as the client sent it (RFC 3339 date or date-time)
 	Email string
@@ -190,8 +215,11 @@ type SubjectFilter struct {
 	// that order. Ties are broken by SSSID, ascending, also when Desc is set.
 	OrderCol string
 	Desc     bool
-	Offset   int
-	Limit    int // 0 means no limit
+	// Sites, when not nil, holds the only sites whose subjects match (an
+	// empty, non-nil Sites matches none); nil matches every site.
+	Sites  []string
+	Offset int
+	Limit  int // 0 means no limit
 }
 
 // Link is an enrolment link: a one-time binding of a subject to the mobile

@@ -61,8 +61,13 @@ type referenceSubjectDoc Subject
 
 func (s referenceSubjectDoc) MarshalJSON() ([]byte, error) {
 	var o orderedJSON
+	_, legacy := s.Extra[keySite] // the original's additional field `site` is shown instead
+	site := s.Site
+	if legacy {
+		site = ""
+	}
 	for _, kv := range [...]struct{ k, v string }{
-		{keySSSID, s.SSSID}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
+		{keySSSID, s.SSSID}, {keySite, site}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
 		{keyDateInvited, s.DateInvited}, {keyDateConsented, s.DateConsented},
 		{keyDateEnrolled, s.DateEnrolled}, {keyDateWithdrawn, s.DateWithdrawn},
 	} {
@@ -77,7 +82,7 @@ func (s referenceSubjectDoc) MarshalJSON() ([]byte, error) {
 		o.addString(keyChanged, FormatTime(s.Changed))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
-		if !validExtraKey(k) || stringField(&Subject{}, k) != nil || k == keyCreated || k == keyChanged {
+		if !validExtraKey(k) || stringField(&Subject{}, k) != nil && k != keySite || k == keyCreated || k == keyChanged {
 			continue
 		}
 		var v bytes.Buffer

@@ -157,7 +157,7 @@ func TestRenderCreatedSubjectPinned(t *testing.T) {
 	e := newTestEnv(t)
 	body := `{"sssid":"S-<1>","name":"A & B \u2028","bday":"1990-01-02","x":{ "b" : [1, 2], "a":"<>" },"y":1E300}`
 	r := e.must(t, http.StatusCreated, "POST", "/subject", body)
-	want := "{\"data\":{\"sssid\":\"S-\\u003c1\\u003e\",\"name\":\"A \\u0026 B \\u2028\",\"bday\":\"1990-01-02\",\"created\":\"2026-11-29T12:00:00.001000Z\",\"changed\":\"2026-11-29T12:00:00.001000Z\",\"x\":{\"b\":[1,2],\"a\":\"\\u003c\\u003e\"},\"y\":1E300}}\n"
+	want := "{\"data\":{\"sssid\":\"S-\\u003c1\\u003e\",\"site\":\"main\",\"name\":\"A \\u0026 B \\u2028\",\"bday\":\"1990-01-02\",\"created\":\"2026-11-29T12:00:00.001000Z\",\"changed\":\"2026-11-29T12:00:00.001000Z\",\"x\":{\"b\":[1,2],\"a\":\"\\u003c\\u003e\"},\"y\":1E300}}\n"
 	if string(r.body) != want {
 		t.Errorf("body\n got %q\nwant %q", r.body, want)
 	}

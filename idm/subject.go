@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -19,6 +20,7 @@ import (
 // Subject fields as the API names them.
 const (
 	keySSSID         = "sssid"
+	keySite          = "site"
 	keyName          = "name"
 	keyBday          = "bday"
 	keyEmail         = "email"
@@ -55,6 +57,8 @@ func stringField(s *Subject, key string) *string {
 	switch key {
 	case keySSSID:
 		return &s.SSSID
+	case keySite:
+		return &s.Site
 	case keyName:
 		return &s.Name
 	case keyBday:
@@ -78,6 +82,8 @@ func maxLen(key string) int {
 	switch key {
 	case keySSSID:
 		return MaxSSSIDLen
+	case keySite:
+		return MaxSiteLen
 	case keyName:
 		return MaxNameLen
 	}
@@ -152,6 +158,16 @@ func subjectFields(members []objectField) ([]subjectField, error) {
 		switch {
 		case m.key == keyCreated || m.key == keyChanged:
 			continue
+		case m.key == keySite && !siteCode(m):
+			// The original's subjects may carry `site` as an additional
+			// field of any JSON value (e.g. {"id": 7, "name": "Basel"}):
+			// such a value stays one, as before (see legacySite).
+			if m.raw[0] == '"' {
+				if _, err := m.str(MaxStringLen); err != nil {
+					return nil, err
+				}
+			}
+			fields = append(fields, subjectField{key: m.key, null: m.isNull(), raw: m.raw})
 		case stringField(&Subject{}, m.key) != nil:
 			s, err := m.str(maxLen(m.key))
 			if err != nil {
@@ -175,6 +191,41 @@ func subjectFields(members []objectField) ([]subjectField, error) {
 		}
 	}
 	return fields, nil
+}
+
+// siteCode reports whether a `site` member is a site code (a JSON string
+// that [ValidSite] accepts), which makes it the subject's site.
+func siteCode(m objectField) bool {
+	if m.raw[0] != '"' {
+		return false
+	}
+	s, err := m.str(MaxSiteLen)
+	return err == nil && ValidSite(s)
+}
+
+// legacySite reports whether s holds the original's additional field
+// `site`: its answers then show that field as they did, and a `site` in a
+// PUT body changes that field, not the subject's site.
+func legacySite(s *Subject) bool {
+	_, ok := s.Extra[keySite]
+	return ok
+}
+
+// legacySiteFields returns fields with a site code in `site` turned into
+// the additional field `site` when stored holds the original's additional
+// field, which its answers show: the frontend sends back what it was
+// shown. (Such a subject cannot be moved by a PUT.)
+func legacySiteFields(fields []subjectField, stored Subject) []subjectField {
+	if !legacySite(&stored) {
+		return fields
+	}
+	out := slices.Clone(fields)
+	for i, f := range out {
+		if f.key == keySite && f.known {
+			out[i] = subjectField{key: keySite, raw: json.RawMessage(strconv.Quote(f.str))}
+		}
+	}
+	return out
 }
 
 // extraSize returns the encoded size of a subject's additional fields.
@@ -409,6 +460,19 @@ func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Princ
 	if err := checkExtraSize(s.Extra); err != nil {
 		return err
 	}
+	switch site, only := p.OnlySite(); {
+	case s.Site != "":
+		if !ValidSite(s.Site) {
+			return E(ErrInvalid, fmt.Sprintf("invalid `site` %q: use 1 to %d characters from A-Z, a-z, 0-9, _ and -", clip(s.Site), MaxSiteLen))
+		}
+	case only:
+		s.Site = site
+	default:
+		s.Site = h.site
+	}
+	if !p.Can(WriteSubjects, s.Site) {
+		return E(ErrForbidden, MsgForbidden)
+	}
 	now := h.clock()
 	s.ID, s.Created, s.Changed = NewID(), now, now
 	e := newAudit(p, DocSubject, s.ID, "create", now, nil, mustJSON(subjectDoc(s)))
@@ -424,13 +488,13 @@ func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Princ
 }
 
 // listSubjects serves GET /subject.
-func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Principal) error {
+func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
 	q, err := parseQuery(r)
 	if err != nil {
 		return err
 	}
-	var f SubjectFilter
+	f := SubjectFilter{Sites: p.SiteFilter()}
 	if f.Offset, f.Limit, err = q.paging(); err != nil {
 		return err
 	}
@@ -478,8 +542,8 @@ func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, _ *Princi
 }
 
 // getSubject serves GET /subject/{sssid}.
-func (h *Handler) getSubject(w http.ResponseWriter, r *http.Request, _ *Principal) error {
-	shown, _, _, err := h.findSubject(r.Context(), r.PathValue("sssid"))
+func (h *Handler) getSubject(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	shown, _, _, err := h.visibleSubject(r.Context(), p, r.PathValue("sssid"))
 	if err != nil {
 		return err
 	}
@@ -526,8 +590,12 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 		return err
 	}
 	err = h.commit(ctx, p, DocSubject, h.clock(), func(now time.Time) (change, error) {
-		shown, stored, _, err := h.findSubject(ctx, sssid)
+		shown, stored, _, err := h.visibleSubject(ctx, p, sssid)
 		if err != nil {
+			return change{}, err
+		}
+		fields := legacySiteFields(fields, stored)
+		if err := checkSiteMove(fields, stored, p); err != nil {
 			return change{}, err
 		}
 		return planSubjectUpdate(fields, shown, stored, now, func(next Subject) error {
@@ -538,6 +606,25 @@ func (h *Handler) updateSubject(w http.ResponseWriter, r *http.Request, p *Princ
 		return notFound(fmt.Errorf("update subject: %w", err))
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkSiteMove checks the `site` of a PUT /subject body: it may repeat
+// the subject's site; another one must be a site code and moves the
+// subject there, which only admins may do (403 otherwise); emptying it is
+// a 400.
+func checkSiteMove(fields []subjectField, stored Subject, p *Principal) error {
+	for _, f := range fields {
+		switch {
+		case f.key != keySite || !f.known || f.str == stored.Site:
+		case f.str == "":
+			return E(ErrInvalid, "`site` may not be emptied")
+		case !ValidSite(f.str):
+			return E(ErrInvalid, fmt.Sprintf("invalid `site` %q: use 1 to %d characters from A-Z, a-z, 0-9, _ and -", clip(f.str), MaxSiteLen))
+		case !p.Can(MoveSubjects, f.str):
+			return E(ErrForbidden, MsgForbidden)
+		}
+	}
 	return nil
 }
 

@@ -147,6 +147,10 @@ func (j *subjectJSON) subject(s *Subject) {
 	j.buf.WriteByte('{')
 	j.first = true
 	j.member(keySSSID, s.SSSID)
+	legacy := legacySite(s)
+	if !legacy {
+		j.member(keySite, s.Site)
+	}
 	j.member(keyName, s.Name)
 	j.member(keyBday, s.Bday)
 	j.member(keyEmail, s.Email)
@@ -163,7 +167,7 @@ func (j *subjectJSON) subject(s *Subject) {
 			// Keys a store may hold from elsewhere (a migration) that clash
 			// with known or internal names, and values that are not valid
 			// JSON, are not shown rather than breaking the whole answer.
-			if !validExtraKey(k) || stringField(&Subject{}, k) != nil || k == keyCreated || k == keyChanged {
+			if !validExtraKey(k) || stringField(&Subject{}, k) != nil && !(k == keySite && legacy) || k == keyCreated || k == keyChanged {
 				continue
 			}
 			j.scratch.Reset()
@@ -192,7 +196,7 @@ func (j *subjectJSON) subject(s *Subject) {
 func renderedSize(s *Subject) int {
 	n := 2 // {}
 	for _, f := range [...]struct{ key, val string }{
-		{keySSSID, s.SSSID}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
+		{keySSSID, s.SSSID}, {keySite, s.Site}, {keyName, s.Name}, {keyBday, s.Bday}, {keyEmail, s.Email},
 		{keyDateInvited, s.DateInvited}, {keyDateConsented, s.DateConsented},
 		{keyDateEnrolled, s.DateEnrolled}, {keyDateWithdrawn, s.DateWithdrawn},
 	} {

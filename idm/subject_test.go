@@ -20,7 +20,7 @@ func testSubjectJSON(t *testing.T, newStore newStoreFunc) {
 	env := newTestEnvOn(t, newStore(t))
 	created := env.must(t, http.StatusCreated, "POST", "/subject",
 		`{"zeta": [1, {"b": true}], "bday": "1980-05-17T00:00:00+02:00", "name": "Alice", "sssid": "S-1", "email": "", "alpha": "x", "created": "1999-01-01T00:00:00Z", "nothing": null}`)
-	want := `{"data":{"sssid":"S-1","name":"Alice","bday":"1980-05-17T00:00:00+02:00","created":"2026-11-29T12:00:00.001000Z","changed":"2026-11-29T12:00:00.001000Z","alpha":"x","zeta":[1,{"b":true}]}}` + "\n"
+	want := `{"data":{"sssid":"S-1","site":"main","name":"Alice","bday":"1980-05-17T00:00:00+02:00","created":"2026-11-29T12:00:00.001000Z","changed":"2026-11-29T12:00:00.001000Z","alpha":"x","zeta":[1,{"b":true}]}}` + "\n"
 	if string(created.body) != want {
 		t.Errorf("POST answer\n got %s\nwant %s", created.body, want)
 	}

@@ -14,7 +14,8 @@
 // create the indexes they need, idempotently:
 //
 //   - users: unique on the username as given ("username_key");
-//   - subjects: unique on "sssid";
+//   - subjects: unique on "sssid", and ("site", "sssid") for the lists of
+//     a user's sites;
 //   - links: unique and sparse on "jwt_hash" (links without a JWT leave the
 //     field out), and ("sssid", "created") for a subject's links;
 //   - audits: ("document", "time"), ("time"), the actor fields, and unique
@@ -364,6 +365,8 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}},
 		{s.subjects, []mongo.IndexModel{
 			index("sssid_unique", true, false, "sssid", 1),
+			// Site-filtered lists (a user's sites), in SSSID order.
+			index("site_sssid", false, false, "site", 1, "sssid", 1),
 		}},
 		{s.links, []mongo.IndexModel{
 			// Sparse: links without a minted JWT have no jwt_hash.

@@ -21,6 +21,8 @@ type userRecord struct {
 	UsernameKey     string    `bson:"username_key"` // unique index; see usernameKey
 	PasswordHash    string    `bson:"password_hash"`
 	Admin           bool      `bson:"admin"`
+	Role            string    `bson:"role,omitempty"`
+	Sites           []string  `bson:"sites,omitempty"`
 	Disabled        bool      `bson:"disabled"`
 	TokenVersion    int64     `bson:"token_version"`
 	Created         time.Time `bson:"created"`
@@ -48,6 +50,8 @@ func toUserRecord(u idm.User) userRecord {
 		UsernameKey:     usernameKey(u.Username),
 		PasswordHash:    u.PasswordHash,
 		Admin:           u.Admin,
+		Role:            string(u.Role),
+		Sites:           slices.Clone(u.Sites),
 		Disabled:        u.Disabled,
 		TokenVersion:    u.TokenVersion,
 		Created:         idm.Timestamp(u.Created),
@@ -67,6 +71,8 @@ func (r userRecord) user() idm.User {
 		Username:        r.Username,
 		PasswordHash:    r.PasswordHash,
 		Admin:           r.Admin,
+		Role:            idm.Role(r.Role),
+		Sites:           slices.Clone(r.Sites),
 		Disabled:        r.Disabled,
 		TokenVersion:    r.TokenVersion,
 		Created:         fromDate(r.Created),
@@ -81,6 +87,7 @@ func (r userRecord) user() idm.User {
 type subjectRecord struct {
 	ID            string    `bson:"_id"`
 	SSSID         string    `bson:"sssid"`
+	Site          string    `bson:"site"`
 	Name          string    `bson:"name"`
 	Bday          string    `bson:"bday"`
 	Email         string    `bson:"email"`
@@ -109,6 +116,7 @@ func toSubjectRecord(s idm.Subject) (subjectRecord, error) {
 	return subjectRecord{
 		ID:            s.ID,
 		SSSID:         s.SSSID,
+		Site:          s.Site,
 		Name:          s.Name,
 		Bday:          s.Bday,
 		Email:         s.Email,
@@ -131,6 +139,7 @@ func (r subjectRecord) subject() (idm.Subject, error) {
 	return idm.Subject{
 		ID:            r.ID,
 		SSSID:         r.SSSID,
+		Site:          r.Site,
 		Name:          r.Name,
 		Bday:          r.Bday,
 		Email:         r.Email,

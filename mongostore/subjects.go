@@ -49,6 +49,7 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 		return err
 	}
 	set := bson.M{
+		"site":           r.Site,
 		"name":           r.Name,
 		"bday":           r.Bday,
 		"email":          r.Email,
@@ -102,6 +103,9 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 		sort = append(sort, bson.E{Key: "sssid", Value: 1})
 	}
 	filter := bson.M{}
+	if f.Sites != nil {
+		filter["site"] = bson.M{"$in": f.Sites}
+	}
 	if f.Search != "" {
 		filter["$or"] = bson.A{
 			bson.M{"sssid": containsFold(f.Search)},

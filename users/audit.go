@@ -52,6 +52,8 @@ const (
 type auditState struct {
 	Username        string     `json:"username,omitempty"`
 	Admin           *bool      `json:"admin,omitempty"`
+	Role            string     `json:"role,omitempty"`
+	Sites           []string   `json:"sites,omitempty"`
 	Disabled        *bool      `json:"disabled,omitempty"`
 	PasswordSet     *bool      `json:"password_set,omitempty"`
 	PasswordChanged *time.Time `json:"password_changed,omitempty"`
@@ -67,9 +69,12 @@ type auditState struct {
 
 // snapshot is the audit form of a whole user record.
 func snapshot(u idm.User) *auditState {
+	role, sites := u.Access()
 	return &auditState{
 		Username:    u.Username,
 		Admin:       ptr(u.Admin),
+		Role:        string(role),
+		Sites:       sites,
 		Disabled:    ptr(u.Disabled),
 		PasswordSet: ptr(u.PasswordHash != ""),
 	}

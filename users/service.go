@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,11 @@ type NewUser struct {
 	Password string
 	// Admin makes the user an admin.
 	Admin bool
+	// Role is the user's role ("" for the one Admin implies: admin, or
+	// coordinator); it must agree with Admin when both are given.
+	Role idm.Role
+	// Sites are the user's sites; nil for every site.
+	Sites []string
 }
 
 // Changes are the changes [Service.Update] makes to a user; nil fields
@@ -153,6 +159,10 @@ type Changes struct {
 	// usernames cannot be changed.
 	Username *string
 	Admin    *bool
+	// Role and Sites change the user's access (see API.md, "Roles and
+	// sites"); nil leaves it. A change revokes the user's tokens.
+	Role     *idm.Role
+	Sites    []string
 	Disabled *bool
 	// Password is the new password. Your own password needs
 	// CurrentPassword (checked under the login throttling of POST /auth);
@@ -223,13 +233,14 @@ func (s *Service) SetPasswordHash(ctx context.Context, actor idm.User, id, hash,
 
 // edit is a validated change of one user.
 type edit struct {
-	admin, disabled *bool
-	password        bool   // set hash as the password
-	hash            string // the new password's hash
-	action          string // the password change's audit action: ActionChangePassword when empty
-	unlock          bool
-	trusted         bool      // the actor is not read again (see recheckActor)
-	totp            *totpEdit // a change of the second factor
+	access   accessInput // role, sites and the admin flag
+	disabled *bool
+	password bool   // set hash as the password
+	hash     string // the new password's hash
+	action   string // the password change's audit action: ActionChangePassword when empty
+	unlock   bool
+	trusted  bool      // the actor is not read again (see recheckActor)
+	totp     *totpEdit // a change of the second factor
 }
 
 // timestamp returns the current time as stores keep it.
@@ -293,6 +304,17 @@ func (s *Service) create(ctx context.Context, actor idm.User, in NewUser) (idm.U
 	if err != nil {
 		return idm.User{}, err
 	}
+	access := accessInput{admin: &in.Admin, sites: in.Sites}
+	if in.Role != "" {
+		access.role = &in.Role
+		if !in.Admin {
+			access.admin = nil // only `role` was given
+		}
+	}
+	role, sites, err := resolveAccess(idm.User{}, access)
+	if err != nil {
+		return idm.User{}, err
+	}
 	inviter := s.mail.Load().inviter
 	invite := in.Password == ""
 	if invite && inviter == nil {
@@ -326,10 +348,10 @@ func (s *Service) create(ctx context.Context, actor idm.User, in NewUser) (idm.U
 		ID:           idm.NewID(),
 		Username:     username,
 		PasswordHash: hash,
-		Admin:        in.Admin,
 		Created:      now,
 		Changed:      now,
 	}
+	setAccess(&u, role, sites)
 	created := snapshot(u)
 	created.Invited = invite
 	if err := s.insert(ctx, actor, u, created); err != nil {
@@ -498,6 +520,16 @@ func (s *Service) update(ctx context.Context, actor idm.User, id string, in Chan
 		(in.Disabled != nil && *in.Disabled != actor.Disabled) || in.Unlock || in.ResetTOTP {
 		return idm.User{}, idm.E(idm.ErrForbidden, "admin rights required")
 	}
+	access := accessInput{admin: in.Admin, role: in.Role, sites: in.Sites}
+	if access.given() {
+		role, sites, err := resolveAccess(target, access)
+		if err != nil {
+			return idm.User{}, err
+		}
+		if !actor.Admin && !sameAccess(actor, role, sites) {
+			return idm.User{}, idm.E(idm.ErrForbidden, "admin rights required")
+		}
+	}
 	if in.Username != nil {
 		// Compared by their keys: a user whose stored name the current
 		// rule refuses may still send it back unchanged.
@@ -505,7 +537,7 @@ func (s *Service) update(ctx context.Context, actor idm.User, id string, in Chan
 			return idm.User{}, idm.E(idm.ErrInvalid, "usernames cannot be changed; create a new user instead")
 		}
 	}
-	e := edit{admin: in.Admin, disabled: in.Disabled, unlock: in.Unlock}
+	e := edit{access: access, disabled: in.Disabled, unlock: in.Unlock}
 	if in.ResetTOTP {
 		e.totp = &totpEdit{kind: totpReset}
 	}
@@ -642,15 +674,24 @@ func (s *Service) applyOnce(ctx context.Context, actor idm.User, id string, in e
 	now := s.timestamp()
 	next := cur
 	var changes []change
-	if in.admin != nil && *in.admin != cur.Admin {
-		next.Admin = *in.admin
-		action := ActionSetAdmin
-		if !next.Admin {
-			action = ActionUnsetAdmin
+	if in.access.given() {
+		// Resolved again on the fresh record: what the body leaves out
+		// stays as it is now.
+		role, sites, err := resolveAccess(cur, in.access)
+		if err != nil {
+			return idm.User{}, err
 		}
-		changes = append(changes, change{action: action,
-			old: &auditState{Username: cur.Username, Admin: ptr(cur.Admin)},
-			new: &auditState{Username: cur.Username, Admin: ptr(next.Admin)}})
+		if !sameAccess(cur, role, sites) {
+			setAccess(&next, role, sites)
+			action := ActionSetAccess
+			switch {
+			case next.Admin && !cur.Admin:
+				action = ActionSetAdmin
+			case !next.Admin && cur.Admin:
+				action = ActionUnsetAdmin
+			}
+			changes = append(changes, change{action: action, old: accessState(cur), new: accessState(next)})
+		}
 	}
 	if in.disabled != nil && *in.disabled != cur.Disabled {
 		next.Disabled = *in.disabled
@@ -803,7 +844,8 @@ func (s *Service) updated(ctx context.Context, next idm.User) (bool, error) {
 		return false, err
 	}
 	return u.Rev == next.Rev+1 && u.TokenVersion == next.TokenVersion && u.PasswordHash == next.PasswordHash &&
-		u.Admin == next.Admin && u.Disabled == next.Disabled && u.TOTP == next.TOTP, nil
+		u.Admin == next.Admin && u.Role == next.Role && slices.Equal(u.Sites, next.Sites) &&
+		u.Disabled == next.Disabled && u.TOTP == next.TOTP, nil
 }
 
 // restore takes back the changes that updated a user from prev to next,
@@ -814,8 +856,8 @@ func (s *Service) restore(ctx context.Context, prev, next idm.User) error {
 		if err != nil {
 			return err
 		}
-		if u.Admin == next.Admin {
-			u.Admin = prev.Admin
+		if u.Admin == next.Admin && u.Role == next.Role && slices.Equal(u.Sites, next.Sites) {
+			u.Admin, u.Role, u.Sites = prev.Admin, prev.Role, prev.Sites
 		}
 		if u.Disabled == next.Disabled {
 			u.Disabled = prev.Disabled

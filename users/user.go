@@ -26,20 +26,24 @@ const (
 
 // createInput is the body of POST /user.
 type createInput struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Admin    bool   `json:"admin"`
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	Admin    bool     `json:"admin"`
+	Role     idm.Role `json:"role"`
+	Sites    []string `json:"sites"`
 }
 
 // updateInput is the body of PUT /user/{id}; nil fields stay as they are.
 type updateInput struct {
-	Username        *string `json:"username"`
-	Admin           *bool   `json:"admin"`
-	Disabled        *bool   `json:"disabled"`
-	Password        *string `json:"password"`
-	CurrentPassword *string `json:"current_password"`
-	Unlock          *bool   `json:"unlock"`
-	ResetTOTP       *bool   `json:"reset_totp"`
+	Username        *string   `json:"username"`
+	Admin           *bool     `json:"admin"`
+	Role            *idm.Role `json:"role"`
+	Sites           []string  `json:"sites"`
+	Disabled        *bool     `json:"disabled"`
+	Password        *string   `json:"password"`
+	CurrentPassword *string   `json:"current_password"`
+	Unlock          *bool     `json:"unlock"`
+	ResetTOTP       *bool     `json:"reset_totp"`
 }
 
 // deleteInput is the body of DELETE /user.
@@ -212,7 +216,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, actor idm.U
 		idm.WriteError(w, r, h.log, err)
 		return
 	}
-	u, err := h.svc.Update(r.Context(), actor, id, Changes{Username: in.Username, Admin: in.Admin, Disabled: in.Disabled,
+	u, err := h.svc.Update(r.Context(), actor, id, Changes{Username: in.Username, Admin: in.Admin, Role: in.Role, Sites: in.Sites, Disabled: in.Disabled,
 		Password: in.Password, CurrentPassword: in.CurrentPassword, Unlock: in.Unlock != nil && *in.Unlock,
 		ResetTOTP: in.ResetTOTP != nil && *in.ResetTOTP})
 	if h.writeThrottled(w, r, err) {
@@ -229,7 +233,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, actor idm.U
 // rights: anything but a change of one's own password with the current
 // one.
 func needsAdmin(actor, target idm.User, in Changes) bool {
-	own := target.ID == actor.ID && in.Admin == nil && in.Disabled == nil && !in.Unlock && !in.ResetTOTP &&
+	own := target.ID == actor.ID && in.Admin == nil && in.Role == nil && in.Sites == nil && in.Disabled == nil && !in.Unlock && !in.ResetTOTP &&
 		(in.Password == nil || in.CurrentPassword != nil)
 	return actor.Admin && !own
 }

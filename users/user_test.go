@@ -169,7 +169,7 @@ func TestCreateUser(t *testing.T) {
 		{name: "quoted local part", req: post(map[string]any{"username": `"a b"@example.org`, "password": testPassword}), want: 400, msg: "email address"},
 		{name: "too long", req: post(map[string]any{"username": strings.Repeat("x", 243) + "@example.org", "password": testPassword}), want: 400, msg: "254"},
 		{name: "taken", req: post(map[string]any{"username": "STAFF@example.org", "password": testPassword}), want: 409, msg: "this username has already been taken"},
-		{name: "unknown field", req: post(map[string]any{"username": "new@example.org", "password": testPassword, "role": "x"}), want: 400, msg: `unknown field "role"`},
+		{name: "unknown field", req: post(map[string]any{"username": "new@example.org", "password": testPassword, "rank": "x"}), want: 400, msg: `unknown field "rank"`},
 		{name: "wrong type", req: post(map[string]any{"username": "new@example.org", "password": testPassword, "admin": "yes"}), want: 400, msg: `"admin" must be a boolean`},
 		{name: "malformed", req: post(`{"username": "new@example.org",`), want: 400, msg: "malformed JSON"},
 		{name: "not an object", req: post(`["new@example.org"]`), want: 400, msg: "must be an object"},
@@ -294,7 +294,8 @@ func TestUpdateUser(t *testing.T) {
 				checkRevoked(t, f, f.staff.user, f.staff.token)
 				checkActions(t, f, f.staff.user.ID, users.ActionSetAdmin)
 				ev := f.audits()[0]
-				if string(ev.Old) != `{"username":"staff@example.org","admin":false}` || string(ev.New) != `{"username":"staff@example.org","admin":true}` {
+				if string(ev.Old) != `{"username":"staff@example.org","admin":false,"role":"coordinator","sites":["*"]}` ||
+					string(ev.New) != `{"username":"staff@example.org","admin":true,"role":"admin","sites":["*"]}` {
 					t.Errorf("audit values %s -> %s", ev.Old, ev.New)
 				}
 			}},

@@ -54,6 +54,7 @@ type config struct {
 	MetricsToken []byte // nil: no bearer token required on the metrics listener
 	MaxLinks     int    // active enrolment links per subject
 	RequireTOTP  bool   // users without an active second factor may only enrol one
+	DefaultSite  string // the site of a subject created without one by a user without exactly one site
 	TOTPIssuer   string // the issuer in TOTP keys' otpauth:// URIs
 }
 
@@ -352,6 +353,14 @@ func settings() []*setting {
 			})},
 		{env: "IDM_TOTP_ISSUER", flag: "totp-issuer", def: "idm", usage: "the name of the service in authenticator apps (the issuer of TOTP keys)",
 			apply: one(func(c *config, v string) error { c.TOTPIssuer = v; return nonEmpty(v) })},
+		{env: "IDM_DEFAULT_SITE", flag: "default-site", def: idm.DefaultSiteCode, usage: "the site of a subject created without one by a user who has not exactly one site (1 to 64 characters of A-Z, a-z, 0-9, _ and -)",
+			apply: one(func(c *config, v string) error {
+				if !idm.ValidSite(v) {
+					return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
+				}
+				c.DefaultSite = v
+				return nil
+			})},
 	}
 }
 

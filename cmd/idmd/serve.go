@@ -84,7 +84,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	}
 	apiH, err := idm.NewHandler(idm.Config{
 		Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log,
-		MaxActiveLinks: cfg.MaxLinks,
+		MaxActiveLinks: cfg.MaxLinks, DefaultSite: cfg.DefaultSite,
 	})
 	if err != nil {
 		return nil, err

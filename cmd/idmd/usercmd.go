@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,17 +22,19 @@ import (
 
 // userCmd runs `idmd user add|list|delete|passwd|totp-reset`.
 func userCmd(ctx context.Context, args []string, std stdio) int {
-	usage := "usage: idmd user add <email> [--admin] [--password-stdin] | list [--check] | delete <email> | passwd <email> [--password-stdin] | totp-reset <email>"
+	usage := "usage: idmd user add <email> [--admin] [--password-stdin] | list [--check] [--format table|csv] | delete <email> | passwd <email> [--password-stdin] | totp-reset <email>"
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(std.err, usage)
 		return exitConfig
 	}
 	sub, args := args[0], args[1:]
 	var admin, pwStdin, check bool
+	format := "table"
 	cfg, pos, code := parse("user "+sub, args, std, func(fs *flag.FlagSet) {
 		switch sub {
 		case "list":
 			fs.BoolVar(&check, "check", false, "list only the usernames that break the current username rule, and why")
+			fs.StringVar(&format, "format", "table", "output format: table, or csv for a periodic access review")
 		case "add":
 			fs.BoolVar(&admin, "admin", false, "make the user an admin")
 			fallthrough
@@ -41,6 +44,10 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 	})
 	if code >= 0 {
 		return code
+	}
+	if format != "table" && format != "csv" {
+		fmt.Fprintln(std.err, "idmd: --format must be table or csv")
+		return exitConfig
 	}
 	want := map[string]int{"add": 1, "list": 0, "delete": 1, "passwd": 1, "totp-reset": 1}
 	n, ok := want[sub]
@@ -68,7 +75,7 @@ func userCmd(ctx context.Context, args []string, std stdio) int {
 		if check {
 			err = a.check(ctx)
 		} else {
-			err = a.list(ctx)
+			err = a.list(ctx, format == "csv")
 		}
 	case "delete":
 		err = a.delete(ctx, pos[0])
@@ -178,15 +185,33 @@ func (a *admin_) add(ctx context.Context, email string, admin, pwStdin bool) err
 	return nil
 }
 
-func (a *admin_) list(ctx context.Context) error {
+func (a *admin_) list(ctx context.Context, asCSV bool) error {
 	us, _, err := a.store.ListUsers(ctx, idm.UserFilter{})
 	if err != nil {
 		return err
 	}
+	header := []string{"ID", "USERNAME", "ROLE", "SITES", "ADMIN", "TOTP", "DISABLED", "CREATED"}
+	row := func(u idm.User) []string {
+		role, sites := u.Access()
+		return []string{u.ID, u.Username, string(role), strings.Join(sites, " "), fmt.Sprint(u.Admin),
+			fmt.Sprint(u.TOTP.Active), fmt.Sprint(u.Disabled), u.Created.Format(time.RFC3339)}
+	}
+	if asCSV {
+		w := csv.NewWriter(a.std.out)
+		for i := range header {
+			header[i] = strings.ToLower(header[i])
+		}
+		_ = w.Write(header)
+		for _, u := range us {
+			_ = w.Write(row(u))
+		}
+		w.Flush()
+		return w.Error()
+	}
 	tw := tabwriter.NewWriter(a.std.out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSERNAME\tADMIN\tDISABLED\tCREATED")
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, u := range us {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\n", u.ID, u.Username, u.Admin, u.Disabled, u.Created.Format(time.RFC3339))
+		fmt.Fprintln(tw, strings.Join(row(u), "\t"))
 	}
 	return tw.Flush()
 }

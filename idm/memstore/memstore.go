@@ -136,7 +136,7 @@ func normUser(u idm.User) idm.User {
 	u.Created = idm.Timestamp(u.Created)
 	u.Changed = idm.Timestamp(u.Changed)
 	u.PasswordChanged = idm.Timestamp(u.PasswordChanged)
-	return u
+	return idm.CloneUser(u)
 }
 
 // CreateUser implements [idm.UserStore].
@@ -170,7 +170,7 @@ func (s *Store) FindUserByID(_ context.Context, id string) (idm.User, error) {
 	if !ok {
 		return idm.User{}, notFound("user", id)
 	}
-	return r.u, nil
+	return idm.CloneUser(r.u), nil
 }
 
 // FindUserByUsername implements [idm.UserStore].
@@ -184,7 +184,7 @@ func (s *Store) FindUserByUsername(_ context.Context, username string) (idm.User
 	if !ok {
 		return idm.User{}, notFound("username", username)
 	}
-	return s.users[id].u, nil
+	return idm.CloneUser(s.users[id].u), nil
 }
 
 // UpdateUser implements [idm.UserStore].
@@ -249,7 +249,7 @@ func (s *Store) ListUsers(_ context.Context, f idm.UserFilter) ([]idm.User, int,
 	lo, hi := page(len(matches), f.Offset, f.Limit)
 	out := make([]idm.User, 0, hi-lo)
 	for _, r := range matches[lo:hi] {
-		out = append(out, r.u)
+		out = append(out, idm.CloneUser(r.u))
 	}
 	return out, len(matches), nil
 }

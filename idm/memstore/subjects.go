@@ -147,7 +147,7 @@ func (s *Store) ListSubjects(_ context.Context, f idm.SubjectFilter) ([]idm.Subj
 		return nil, 0, errClosed
 	}
 	sorted := s.sortedSubjects(orderKey{col, f.Desc}, compare)
-	if search == "" {
+	if search == "" && f.Sites == nil {
 		lo, hi := page(len(sorted), f.Offset, f.Limit)
 		out := make([]idm.Subject, 0, hi-lo)
 		for _, r := range sorted[lo:hi] {
@@ -158,7 +158,7 @@ func (s *Store) ListSubjects(_ context.Context, f idm.SubjectFilter) ([]idm.Subj
 	out := []idm.Subject{}
 	total := 0
 	for _, r := range sorted {
-		if !r.matches(search) {
+		if !r.matches(search) || f.Sites != nil && !slices.Contains(f.Sites, r.s.Site) {
 			continue
 		}
 		if total >= f.Offset && (f.Limit == 0 || len(out) < f.Limit) {

@@ -12,7 +12,8 @@ import (
 
 // Bench runs benchmarks of a store's hot paths: FindUserByUsername,
 // FindSubject, ListSubjectsPage50Of10000 (one page of 50 subjects at a
-// random offset among 10 000, sorted by name) and AppendAudit. Each
+// random offset among 10 000, sorted by name), ListSubjectsPage50Of10000InSite
+// (the same in 10 sites, with a filter on one) and AppendAudit. Each
 // sub-benchmark calls newStore once and seeds its data before the timer
 // starts; allocations are reported.
 func Bench(b *testing.B, newStore func(b *testing.B) idm.Store) {
@@ -78,6 +79,32 @@ func Bench(b *testing.B, newStore func(b *testing.B) idm.Store) {
 			}
 			if len(list) != page || total != n {
 				b.Fatalf("got %d subjects of %d, want %d of %d", len(list), total, page, n)
+			}
+		}
+	})
+	b.Run("ListSubjectsPage50Of10000InSite", func(b *testing.B) {
+		// The same 10 000 subjects in 10 sites, listed as a user of one
+		// site sees them (see idm.SubjectFilter.Sites).
+		s := newStore(b)
+		ctx := b.Context()
+		const n, page, sites = 10000, 50, 10
+		for i := range n {
+			sub := benchSubject(i)
+			sub.Site = fmt.Sprintf("site-%d", i%sites)
+			if err := s.CreateSubject(ctx, sub); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		b.ReportAllocs()
+		for b.Loop() {
+			f := idm.SubjectFilter{OrderCol: "name", Sites: []string{"site-3"}, Offset: rng.IntN(n/sites - page), Limit: page}
+			list, total, err := s.ListSubjects(ctx, f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(list) != page || total != n/sites {
+				b.Fatalf("got %d subjects of %d, want %d of %d", len(list), total, page, n/sites)
 			}
 		}
 	})
