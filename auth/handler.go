@@ -45,6 +45,8 @@ type Store interface {
 	// code once (see [idm.UserStore]).
 	AcceptTOTPStep(ctx context.Context, id string, step int64) error
 	ConsumeTOTPRecovery(ctx context.Context, id, hash string) error
+	// RecordLogin records a successful login for access reviews.
+	RecordLogin(ctx context.Context, id string, at time.Time) error
 	// DeleteResetTokens removes a user's password-reset and invitation
 	// links, which POST /logout revokes with the tokens.
 	DeleteResetTokens(ctx context.Context, userID string) error

@@ -270,7 +270,8 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, a loginAttempt,
 }
 
 // succeeded answers a successful login with a token, after resetting the
-// account's failures and writing the audit record, and upgrades the stored
+// account's failures, writing the audit record and recording the user's
+// last login, and upgrades the stored
 // hash when it is of a legacy scheme or cost.
 func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, a loginAttempt, user idm.User, rehash bool) {
 	ctx := r.Context()
@@ -282,6 +283,11 @@ func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, a loginAttem
 		Document: user.ID, DocType: idm.DocAuth,
 		ActorID: user.ID, Actor: user.Username, Action: "login", New: attemptJSON(a),
 	}); err != nil {
+		idm.WriteError(w, r, h.log, err)
+		return
+	}
+	// Every login that gets a token is recorded, for access reviews.
+	if err := h.store.RecordLogin(ctx, user.ID, h.now()); err != nil {
 		idm.WriteError(w, r, h.log, err)
 		return
 	}

@@ -29,6 +29,7 @@ type userRec struct {
 	Created         *int64   `json:"created,omitempty"`
 	Changed         *int64   `json:"changed,omitempty"`
 	PasswordChanged *int64   `json:"password_changed,omitempty"`
+	LastLogin       *int64   `json:"last_login,omitempty"`
 	Rev             int64    `json:"rev,omitempty"`
 	// The second factor (idm.TOTP); absent when there is none.
 	TOTPSecret   string   `json:"totp_secret,omitempty"`
@@ -42,7 +43,8 @@ func toUserRec(u idm.User) userRec {
 		ID: u.ID, Username: u.Username, PasswordHash: u.PasswordHash,
 		Admin: u.Admin, Role: string(u.Role), Sites: slices.Clone(u.Sites), Disabled: u.Disabled, TokenVersion: u.TokenVersion,
 		Created: encTime(u.Created), Changed: encTime(u.Changed), PasswordChanged: encTime(u.PasswordChanged),
-		Rev: u.Rev, TOTPSecret: u.TOTP.Secret, TOTPActive: u.TOTP.Active, TOTPLastStep: u.TOTP.LastStep,
+		LastLogin: encTime(u.LastLogin),
+		Rev:       u.Rev, TOTPSecret: u.TOTP.Secret, TOTPActive: u.TOTP.Active, TOTPLastStep: u.TOTP.LastStep,
 		TOTPRecovery: idm.RecoveryList(u.TOTP.Recovery),
 	}
 }
@@ -52,7 +54,8 @@ func (r userRec) user() idm.User {
 		ID: r.ID, Username: r.Username, PasswordHash: r.PasswordHash,
 		Admin: r.Admin, Role: idm.Role(r.Role), Sites: slices.Clone(r.Sites), Disabled: r.Disabled, TokenVersion: r.TokenVersion,
 		Created: decTime(r.Created), Changed: decTime(r.Changed), PasswordChanged: decTime(r.PasswordChanged),
-		Rev: r.Rev, TOTP: idm.TOTP{Secret: r.TOTPSecret, Active: r.TOTPActive, LastStep: r.TOTPLastStep,
+		LastLogin: decTime(r.LastLogin),
+		Rev:       r.Rev, TOTP: idm.TOTP{Secret: r.TOTPSecret, Active: r.TOTPActive, LastStep: r.TOTPLastStep,
 			Recovery: idm.RecoveryArray(r.TOTPRecovery)},
 	}
 }

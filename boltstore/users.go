@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -321,6 +322,18 @@ func (s *Store) AcceptTOTPStep(ctx context.Context, id string, step int64) error
 			return fmt.Errorf("totp step %d of user %s: %w", step, id, idm.ErrConflict)
 		}
 		u.TOTP.LastStep = step
+		return nil
+	})
+}
+
+// RecordLogin implements [idm.UserStore]: one write transaction raises the
+// user's LastLogin.
+func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error {
+	at = idm.Timestamp(at)
+	return s.changeUser(ctx, "record login", id, func(u *idm.User) error {
+		if at.After(u.LastLogin) {
+			u.LastLogin = at
+		}
 		return nil
 	})
 }

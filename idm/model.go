@@ -30,6 +30,10 @@ type User struct {
 	Created         time.Time
 	Changed         time.Time
 	PasswordChanged time.Time // zero when the password was never changed
+	// LastLogin is the time of the user's latest successful sign-in (API
+	// login or console), zero when there was none; stores set it through
+	// [UserStore.RecordLogin]. It is shown for access reviews.
+	LastLogin time.Time
 	// TOTP is the user's second factor; its zero value is none.
 	TOTP TOTP
 	// Rev is the record's revision, for optimistic concurrency: stores set
@@ -118,10 +122,14 @@ type UserView struct {
 	PasswordChanged *time.Time `json:"password_changed,omitempty"`
 	// TOTP tells whether the user's second factor is active.
 	TOTP bool `json:"totp"`
+	// LastLogin is the user's latest successful sign-in; nil when there
+	// was none.
+	LastLogin *time.Time `json:"last_login,omitempty"`
 }
 
 // MarshalJSON implements [json.Marshaler]: the times are written with
-// [FormatTime], and password_changed only when it is set.
+// [FormatTime], and password_changed and last_login only when they are
+// set.
 func (v UserView) MarshalJSON() ([]byte, error) {
 	out := struct {
 		ID              string   `json:"id"`
@@ -134,12 +142,16 @@ func (v UserView) MarshalJSON() ([]byte, error) {
 		Changed         string   `json:"changed"`
 		PasswordChanged string   `json:"password_changed,omitempty"`
 		TOTP            bool     `json:"totp"`
+		LastLogin       string   `json:"last_login,omitempty"`
 	}{
 		ID: v.ID, Username: v.Username, Admin: v.Admin, Role: v.Role, Sites: v.Sites, Disabled: v.Disabled,
 		Created: FormatTime(v.Created), Changed: FormatTime(v.Changed), TOTP: v.TOTP,
 	}
 	if v.PasswordChanged != nil && !v.PasswordChanged.IsZero() {
 		out.PasswordChanged = FormatTime(*v.PasswordChanged)
+	}
+	if v.LastLogin != nil && !v.LastLogin.IsZero() {
+		out.LastLogin = FormatTime(*v.LastLogin)
 	}
 	return json.Marshal(out)
 }
@@ -152,6 +164,10 @@ func (u User) View() UserView {
 	if !u.PasswordChanged.IsZero() {
 		t := u.PasswordChanged
 		v.PasswordChanged = &t
+	}
+	if !u.LastLogin.IsZero() {
+		t := u.LastLogin
+		v.LastLogin = &t
 	}
 	return v
 }

@@ -51,6 +51,12 @@ type UserStore interface {
 	// active, or hash is empty or not among the user's codes: of several
 	// concurrent callers with the same hash exactly one succeeds.
 	ConsumeTOTPRecovery(ctx context.Context, id, hash string) error
+	// RecordLogin records at as the latest successful sign-in of the user
+	// with the given ID (LastLogin becomes at unless it is already later,
+	// Rev one more, nothing else changes), as one atomic step. It gives
+	// ErrNotFound when there is no such user. Concurrent callers never
+	// move LastLogin back.
+	RecordLogin(ctx context.Context, id string, at time.Time) error
 }
 
 // SubjectStore keeps study subjects. SSSIDs are unique (case-sensitive).

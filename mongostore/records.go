@@ -28,6 +28,7 @@ type userRecord struct {
 	Created         time.Time `bson:"created"`
 	Changed         time.Time `bson:"changed"`
 	PasswordChanged time.Time `bson:"password_changed,omitempty"`
+	LastLogin       time.Time `bson:"last_login,omitempty"`
 	Rev             int64     `bson:"rev"` // see revFilter
 	// The second factor (idm.TOTP); TOTPRecovery holds the unused codes.
 	TOTPSecret   string   `bson:"totp_secret,omitempty"`
@@ -57,6 +58,7 @@ func toUserRecord(u idm.User) userRecord {
 		Created:         idm.Timestamp(u.Created),
 		Changed:         idm.Timestamp(u.Changed),
 		PasswordChanged: idm.Timestamp(u.PasswordChanged),
+		LastLogin:       idm.Timestamp(u.LastLogin),
 		Rev:             u.Rev,
 		TOTPSecret:      u.TOTP.Secret,
 		TOTPActive:      u.TOTP.Active,
@@ -78,6 +80,7 @@ func (r userRecord) user() idm.User {
 		Created:         fromDate(r.Created),
 		Changed:         fromDate(r.Changed),
 		PasswordChanged: fromDate(r.PasswordChanged),
+		LastLogin:       fromDate(r.LastLogin),
 		Rev:             r.Rev,
 		TOTP: idm.TOTP{Secret: r.TOTPSecret, Active: r.TOTPActive, LastStep: r.TOTPLastStep,
 			Recovery: idm.RecoveryArray(r.TOTPRecovery)},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -200,6 +201,23 @@ func (s *Store) AcceptTOTPStep(ctx context.Context, id string, step int64) error
 			return err
 		}
 		return fmt.Errorf("mongostore: %s %d of user %s: %w", op, step, id, idm.ErrConflict)
+	}
+	return nil
+}
+
+// RecordLogin implements [idm.UserStore] with one UpdateOne whose $max
+// never moves last_login back (atomic on one document).
+func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error {
+	const op = "record login"
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.users.UpdateOne(ctx, bson.M{"_id": id},
+		bson.M{"$max": bson.M{"last_login": idm.Timestamp(at)}, "$inc": bson.M{"rev": int64(1)}})
+	if err != nil {
+		return translateWrite(op, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("mongostore: %s of user %s: %w", op, id, idm.ErrNotFound)
 	}
 	return nil
 }

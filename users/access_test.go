@@ -1,8 +1,11 @@
 package users_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/users"
@@ -107,4 +110,80 @@ func TestChangeRoleAndSites(t *testing.T) {
 		{name: "own role as non-admin", req: put(asStaff, map[string]any{"role": "auditor", "sites": []string{"A"}}), want: 403},
 		{name: "own unchanged role as non-admin", req: put(asStaff, map[string]any{"role": "coordinator"}), want: 200},
 	})
+}
+
+// TestLastLoginShownForAccessReview checks that a successful login is
+// recorded and shown as last_login by GET /user, GET /user/{id} and
+// GET /user/me, that a failed one is not, and that a user who never signed
+// in has no last_login.
+func TestLastLoginShownForAccessReview(t *testing.T) {
+	f := newFixture(t)
+	stored, _ := f.user(f.staff.user.ID)
+	if status, _ := f.login(f.staff.user.Username, "wrong password, surely"); status != http.StatusUnauthorized {
+		t.Fatalf("wrong password: status %d", status)
+	}
+	if u, _ := f.user(f.staff.user.ID); !u.LastLogin.Equal(stored.LastLogin) {
+		t.Fatalf("a failed login moved LastLogin from %v to %v", stored.LastLogin, u.LastLogin)
+	}
+	before := idm.Timestamp(time.Now())
+	status, tok := f.login(f.staff.user.Username, testPassword)
+	if status != http.StatusOK {
+		t.Fatalf("login: status %d", status)
+	}
+	u, _ := f.user(f.staff.user.ID)
+	if u.LastLogin.Before(before) {
+		t.Fatalf("LastLogin %v after a login at %v", u.LastLogin, before)
+	}
+	want := idm.FormatTime(u.LastLogin)
+
+	invited := idm.User{ID: idm.NewID(), Username: "never@example.org", Created: before, Changed: before}
+	if err := f.store.CreateUser(t.Context(), invited); err != nil {
+		t.Fatal(err)
+	}
+	lastLogin := func(res response, id string) (string, bool) {
+		t.Helper()
+		if res.status != http.StatusOK {
+			t.Fatalf("status %d: %s", res.status, res.body)
+		}
+		var body struct {
+			Data json.RawMessage `json:"data"`
+		}
+		res.json(t, &body)
+		var views []map[string]any
+		if body.Data[0] == '[' {
+			if err := json.Unmarshal(body.Data, &views); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			var v map[string]any
+			if err := json.Unmarshal(body.Data, &v); err != nil {
+				t.Fatal(err)
+			}
+			views = append(views, v)
+		}
+		for _, v := range views {
+			if v["id"] == id {
+				s, ok := v["last_login"].(string)
+				return s, ok
+			}
+		}
+		t.Fatalf("user %s not in %s", id, res.body)
+		return "", false
+	}
+	for _, c := range []struct {
+		name, path, token, id string
+		want                  string // "" for no last_login
+	}{
+		{"list", "/user", f.admin.token, f.staff.user.ID, want},
+		{"one", "/user/" + f.staff.user.ID, f.admin.token, f.staff.user.ID, want},
+		{"me", "/user/me", tok, f.staff.user.ID, want},
+		{"never signed in", "/user", f.admin.token, invited.ID, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := lastLogin(f.do(request{method: "GET", path: c.path, token: c.token}), c.id)
+			if got != c.want || ok != (c.want != "") {
+				t.Errorf("last_login %q (present %v), want %q", got, ok, c.want)
+			}
+		})
+	}
 }

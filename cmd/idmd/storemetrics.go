@@ -51,6 +51,11 @@ func (o *observedStore) UpdateUser(ctx context.Context, u idm.User) error {
 	return o.seen("UpdateUser", o.Store.UpdateUser(ctx, u))
 }
 
+// RecordLogin implements [idm.Store], counting failures.
+func (o *observedStore) RecordLogin(ctx context.Context, id string, at time.Time) error {
+	return o.seen("RecordLogin", o.Store.RecordLogin(ctx, id, at))
+}
+
 // AcceptTOTPStep implements [idm.Store], counting failures.
 func (o *observedStore) AcceptTOTPStep(ctx context.Context, id string, step int64) error {
 	return o.seen("AcceptTOTPStep", o.Store.AcceptTOTPStep(ctx, id, step))

@@ -190,11 +190,15 @@ func (a *admin_) list(ctx context.Context, asCSV bool) error {
 	if err != nil {
 		return err
 	}
-	header := []string{"ID", "USERNAME", "ROLE", "SITES", "ADMIN", "TOTP", "DISABLED", "CREATED"}
+	header := []string{"ID", "USERNAME", "ROLE", "SITES", "ADMIN", "TOTP", "DISABLED", "CREATED", "LAST_LOGIN"}
 	row := func(u idm.User) []string {
 		role, sites := u.Access()
+		last := "never"
+		if !u.LastLogin.IsZero() {
+			last = u.LastLogin.Format(time.RFC3339)
+		}
 		return []string{u.ID, u.Username, string(role), strings.Join(sites, " "), fmt.Sprint(u.Admin),
-			fmt.Sprint(u.TOTP.Active), fmt.Sprint(u.Disabled), u.Created.Format(time.RFC3339)}
+			fmt.Sprint(u.TOTP.Active), fmt.Sprint(u.Disabled), u.Created.Format(time.RFC3339), last}
 	}
 	if asCSV {
 		w := csv.NewWriter(a.std.out)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/c3-pro/idm/idm"
 )
@@ -285,6 +286,25 @@ func (s *Store) AcceptTOTPStep(_ context.Context, id string, step int64) error {
 		return conflict("totp step of user", id)
 	}
 	r.u.TOTP.LastStep = step
+	r.u.Rev++
+	s.users[id] = r
+	return nil
+}
+
+// RecordLogin implements [idm.UserStore].
+func (s *Store) RecordLogin(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	r, ok := s.users[id]
+	if !ok {
+		return notFound("user", id)
+	}
+	if at = idm.Timestamp(at); at.After(r.u.LastLogin) {
+		r.u.LastLogin = at
+	}
 	r.u.Rev++
 	s.users[id] = r
 	return nil

@@ -44,6 +44,7 @@ func areas() []area {
 		{"Times", timeTests()},
 		{"Users", userTests()},
 		{"TOTP", totpTests()},
+		{"LastLogin", lastLoginTests()},
 		{"Subjects", subjectTests()},
 		{"Sites", siteTests()},
 		{"Links", linkTests()},
