@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/c3-pro/idm/auditlog"
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
@@ -33,8 +34,9 @@ var matrixRoles = []matrixRole{
 
 const matrixPassword = "a long and unusual matrix password"
 
-// matrixEnv is the API, package auth's routes and the users handler on one
-// store, served over real HTTP, with a user of each matrix role.
+// matrixEnv is the API, package auth's routes, the users handler and the
+// audit log's routes on one store, served over real HTTP, with a user of
+// each matrix role.
 type matrixEnv struct {
 	*testEnv
 	tokens map[string]string // role name → staff token
@@ -59,11 +61,15 @@ func newMatrixEnv(t *testing.T, store idm.Store) *matrixEnv {
 		t.Fatal(err)
 	}
 	var uh http.Handler // made below, on the env's clock
+	logMux := http.NewServeMux()
 	env := newTestEnvOn(t, store, withAuth, wrapped(func(next http.Handler) http.Handler {
 		mux := http.NewServeMux()
 		users := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { uh.ServeHTTP(w, r) })
 		mux.Handle("/user", users)
 		mux.Handle("/user/", users)
+		for _, path := range []string{"/audit/checkpoint", "/audit/proof", "/audit/consistency"} {
+			mux.Handle(path, logMux)
+		}
 		mux.Handle("/", next)
 		return mux
 	}))
@@ -74,6 +80,19 @@ func newMatrixEnv(t *testing.T, store idm.Store) *matrixEnv {
 	if uh, err = users.New(users.Config{Store: store, Passwords: pw, Authenticate: ah.Require, Now: env.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
+	logKey, err := auditlog.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := auditlog.ParseKey(logKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditLog, err := auditlog.New(auditlog.Config{Store: store, Key: signer, Authenticate: ah.Require, Now: env.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditLog.Install(logMux.Handle)
 	m := &matrixEnv{testEnv: env, tokens: map[string]string{}, ids: map[string]string{}}
 	hash, err := pw.Hash(ctx, matrixPassword)
 	if err != nil {
@@ -88,6 +107,10 @@ func newMatrixEnv(t *testing.T, store idm.Store) *matrixEnv {
 		}
 		m.ids[r.name] = u.ID
 		m.tokens[r.name] = env.login(t, u.Username, matrixPassword)
+	}
+	// A checkpoint, so that the audit log's routes have a tree to prove.
+	if _, err := auditLog.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
@@ -148,6 +171,9 @@ func TestRoleEndpointSiteMatrix(t *testing.T) {
 					{"link JWT", "GET", "/link/%l/jwt", "", "write", 200},
 					{"revoke link", "DELETE", "/link/%2", "", "write", 204},
 					{"audit log", "GET", "/audit", "", "allAudit", 200},
+					{"audit checkpoint", "GET", "/audit/checkpoint", "", "allAudit", 200},
+					{"audit inclusion proof", "GET", "/audit/proof?seq=1", "", "allAudit", 200},
+					{"audit consistency proof", "GET", "/audit/consistency?old=1", "", "allAudit", 200},
 					{"users", "GET", "/user", "", "users", 200},
 					{"another user", "GET", "/user/" + m.ids["noRole"], "", "users", 200},
 				} {
