@@ -55,8 +55,9 @@ func NewTOTPKey(issuer, account string) (TOTPEnrolment, error) {
 	if err != nil {
 		return TOTPEnrolment{}, fmt.Errorf("auth: generating a TOTP key: %w", err)
 	}
-	// Level M with qrpng's default module size: an otpauth:// URI makes a
-	// code of about 45 modules, some 360 pixels with its quiet zone.
+	// Level M with qrpng's default module size: an otpauth:// URI (about
+	// 100 bytes) makes a code of 41 modules, some 400 pixels with its quiet
+	// zone.
 	img, err := qrpng.Encode(key.URL())
 	if err != nil {
 		return TOTPEnrolment{}, fmt.Errorf("auth: drawing a TOTP QR code: %w", err)
