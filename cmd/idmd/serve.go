@@ -16,6 +16,7 @@ import (
 	"github.com/c3-pro/idm/auditlog"
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/qrpng"
 	"github.com/c3-pro/idm/resetflow"
 	"github.com/c3-pro/idm/users"
 )
@@ -85,6 +86,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	apiH, err := idm.NewHandler(idm.Config{
 		Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log,
 		MaxActiveLinks: cfg.MaxLinks, DefaultSite: cfg.DefaultSite,
+		QRCode: func(text string) ([]byte, error) { return qrpng.Encode(text) },
 	})
 	if err != nil {
 		return nil, err
@@ -241,7 +243,7 @@ func serve(ctx context.Context, args []string, std stdio) int {
 	bg, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
 	defer func() { stopBackground(); background.Wait() }()
-	background.Go(func() { runJanitor(bg, store, log, janitorEvery, time.Now) })
+	background.Go(func() { runJanitor(bg, store, log, janitorEvery, cfg.ConsoleIdle, time.Now) })
 	// The audit log's tree follows the records, and is checkpointed; at
 	// start it takes up what was appended before a crash.
 	background.Go(func() { svc.audit.Run(bg) })
