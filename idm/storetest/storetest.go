@@ -45,6 +45,7 @@ func areas() []area {
 		{"Users", userTests()},
 		{"TOTP", totpTests()},
 		{"Subjects", subjectTests()},
+		{"Import", importTests()},
 		{"Sites", siteTests()},
 		{"Links", linkTests()},
 		{"Audits", auditTests()},

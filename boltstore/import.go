@@ -1,0 +1,143 @@
+package boltstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/c3-pro/idm/idm"
+)
+
+// CreateSubjects implements [idm.SubjectStore]: the subjects and the audit
+// records are written in one bbolt transaction, synced before it returns,
+// so the batch is stored whole or not at all; the records take the next
+// seqs in their order, as [Store.AppendAudit] gives them. The in-memory
+// copy takes the subjects after the commit, under the same lock as every
+// write of subjects, with one merge per built sort order.
+func (s *Store) CreateSubjects(ctx context.Context, subjects []idm.Subject, audits []idm.AuditEvent) error {
+	const op = "create subjects"
+	if len(subjects) == 0 && len(audits) == 0 {
+		return s.checkOpen(ctx, op)
+	}
+	norm := make([]idm.Subject, len(subjects))
+	vals := make([][]byte, len(subjects))
+	for i, sub := range subjects {
+		if sub.ID == "" || sub.SSSID == "" {
+			return invalid("subject without ID or SSSID")
+		}
+		n := normSubject(sub)
+		n.Rev = 1
+		val, err := encode(toSubjectRec(n))
+		if err != nil {
+			return wrapErr(op, err)
+		}
+		norm[i], vals[i] = n, val
+	}
+	events := make([]idm.AuditEvent, len(audits))
+	for i, e := range audits {
+		if e.ID == "" {
+			return invalid("audit record without ID")
+		}
+		e.Time = idm.Timestamp(e.Time)
+		events[i] = e
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	// Only writers, which hold s.wmu, change the cache.
+	ids := make(map[string]bool, len(norm))
+	for _, n := range norm {
+		if _, taken := s.subjects.ids[n.ID]; taken || ids[n.ID] {
+			return fmt.Errorf("boltstore: %s: subject ID %s: %w", op, n.ID, idm.ErrConflict)
+		}
+		ids[n.ID] = true
+	}
+	err := s.update(ctx, op, func(tx *bolt.Tx) error {
+		b := bucket(tx, bSubjects)
+		for i, n := range norm {
+			if b.Get([]byte(n.SSSID)) != nil {
+				return fmt.Errorf("SSSID %q: %w", n.SSSID, idm.ErrConflict)
+			}
+			if err := b.Put([]byte(n.SSSID), vals[i]); err != nil {
+				return err
+			}
+		}
+		for _, e := range events {
+			if err := putAudit(tx, e, auditKey(e)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	entries := make([]*subjEntry, len(norm))
+	for i, n := range norm {
+		entries[i] = newSubjEntry(n)
+	}
+	s.mu.Lock()
+	s.subjects.addAll(entries)
+	s.mu.Unlock()
+	return nil
+}
+
+// addAll puts new entries into the cache as add does, but a built sort
+// order takes a large batch by one merge instead of one insertion (which
+// moves the rest of the order) per entry.
+func (c *subjectCache) addAll(es []*subjEntry) {
+	if len(es) < 64 {
+		for _, e := range es {
+			c.add(e)
+		}
+		return
+	}
+	// add keeps everything but the orders; the orders, set aside, then
+	// take the batch.
+	built, siteOrders := c.built, c.siteOrders
+	c.built, c.siteOrders = [numCols]bool{}, map[siteCol][]*subjEntry{}
+	for _, e := range es {
+		c.add(e)
+	}
+	c.built, c.siteOrders = built, siteOrders
+	for col := range numCols {
+		if c.built[col] {
+			c.orders[col] = mergeInto(c.orders[col], es, col)
+		}
+	}
+	for k, idx := range c.siteOrders {
+		var of []*subjEntry
+		for _, e := range es {
+			if e.site == k.site {
+				of = append(of, e)
+			}
+		}
+		if len(of) > 0 {
+			c.siteOrders[k] = mergeInto(idx, of, k.col)
+		}
+	}
+}
+
+// mergeInto returns idx, in the ascending order of col, with es merged in.
+func mergeInto(idx, es []*subjEntry, col int) []*subjEntry {
+	cmpf := compareOrder(col)
+	add := slices.SortedFunc(slices.Values(es), cmpf)
+	n, m := len(idx), len(add)
+	if cap(idx) < n+m {
+		idx = slices.Grow(idx, m+(n+m)/64+16)
+	}
+	idx = idx[:n+m]
+	// Merge from the back, so that nothing is overwritten before it moves.
+	i, j := n-1, m-1
+	for k := n + m - 1; j >= 0; k-- {
+		if i >= 0 && cmpf(idx[i], add[j]) > 0 {
+			idx[k] = idx[i]
+			i--
+		} else {
+			idx[k] = add[j]
+			j--
+		}
+	}
+	return idx
+}
