@@ -177,36 +177,46 @@ func (im *Importer) Import(ctx context.Context, p *Principal, r io.Reader, o Imp
 		return res, E(ErrInvalid, fmt.Sprintf("import format must be %s or %s, not %q", ImportCSV, ImportJSONL, clip(o.Format)))
 	}
 	run := importRun{im: im, p: p, o: o, res: &res, seen: make(map[string]int64)}
+	err := run.rows(ctx, rows)
+	if err == nil {
+		err = run.flush(ctx)
+	}
+	// The batch being stored ends either way.
+	if werr := run.wait(); err == nil {
+		err = werr
+	}
+	return res, err
+}
+
+// rows checks the rows of the file and stores them batch by batch: a batch
+// is stored while the next one is read.
+func (run *importRun) rows(ctx context.Context, rows rowReader) error {
 	for {
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("import stopped after line %d: %w", run.line, err)
+			return fmt.Errorf("import stopped after line %d: %w", run.line, err)
 		}
 		row, err := rows.next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return res, err
+			return err
 		}
 		run.line = row.line
 		if row.skip {
 			continue
 		}
-		res.Rows++
+		run.res.Rows++
 		run.check(ctx, row)
 		if run.err != nil {
-			return res, run.err
+			return run.err
 		}
-		if len(run.batch) >= o.BatchSize {
+		if len(run.batch) >= run.o.BatchSize {
 			if err := run.flush(ctx); err != nil {
-				return res, err
+				return err
 			}
 		}
 	}
-	if err := run.flush(ctx); err != nil {
-		return res, err
-	}
-	return res, nil
 }
 
 // importRun is the state of one Import.
@@ -219,6 +229,15 @@ type importRun struct {
 	seen  map[string]int64 // SSSIDs of the rows so far -> their line
 	batch []pending
 	err   error // a store error that ends the import
+	// stored is the outcome of the batch being stored, nil when none is.
+	stored chan stored
+}
+
+// stored is the outcome of storing a batch.
+type stored struct {
+	created  int64
+	existing []pending // rows whose SSSID was taken since they were read
+	err      error
 }
 
 // pending is a valid row waiting for its batch.
@@ -298,61 +317,93 @@ func rowSSSID(members []objectField) string {
 // meanwhile.
 const maxBatchAttempts = 3
 
-// flush stores the batch (unless in a dry run) and empties it.
+// flush waits for the batch being stored, then starts storing this one
+// (in a dry run: counts it) and empties it.
 func (run *importRun) flush(ctx context.Context) error {
-	defer func() {
-		run.batch = run.batch[:0]
-		if run.o.Progress != nil {
-			run.o.Progress(*run.res)
-		}
-	}()
-	if len(run.batch) == 0 {
+	if err := run.wait(); err != nil {
+		return err
+	}
+	batch := run.batch
+	run.batch = make([]pending, 0, run.o.BatchSize)
+	if run.o.DryRun || len(batch) == 0 {
+		run.res.Created += int64(len(batch))
+		run.progress()
 		return nil
 	}
-	if run.o.DryRun {
-		run.res.Created += int64(len(run.batch))
+	ch := make(chan stored, 1)
+	run.stored = ch
+	go func() { ch <- run.im.store1(ctx, run.p, batch) }()
+	return nil
+}
+
+// wait waits for the batch being stored, if any, and counts it.
+func (run *importRun) wait() error {
+	if run.stored == nil {
 		return nil
 	}
+	st := <-run.stored
+	run.stored = nil
+	for _, b := range st.existing {
+		run.report(b.line, b.s.SSSID, ReasonExists)
+	}
+	run.res.Created += st.created
+	run.progress()
+	return st.err
+}
+
+func (run *importRun) progress() {
+	if run.o.Progress != nil {
+		run.o.Progress(*run.res)
+	}
+}
+
+// store1 stores one batch of new subjects with their audit records, all or
+// none. A batch that meets an SSSID taken since its row was read is
+// stored without that row, which it returns as existing. The write runs
+// to its end even when ctx ends (see [detached]).
+func (im *Importer) store1(ctx context.Context, p *Principal, batch []pending) stored {
+	var st stored
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), importWriteTimeout)
 	defer cancel()
-	batch := run.batch
 	for attempt := 1; ; attempt++ {
-		now := Timestamp(run.im.now())
+		now := Timestamp(im.now())
 		subjects := make([]Subject, len(batch))
 		audits := make([]AuditEvent, len(batch))
 		for i, b := range batch {
-			s, e := subjectCreated(run.p, b.s, now)
-			e.Time = Timestamp(e.Time)
-			e.ID = run.im.audits.NewID(e.Time)
+			// IDs in the order of their making (as audit records have
+			// them) put the batch at the end of the store's indexes.
+			s, e := subjectCreated(p, b.s, im.audits.NewID(now), now)
+			e.ID = im.audits.NewID(now)
 			subjects[i], audits[i] = s, e
 		}
-		err := run.im.store.CreateSubjects(wctx, subjects, audits)
+		err := im.store.CreateSubjects(wctx, subjects, audits)
 		if err == nil {
-			run.res.Created += int64(len(batch))
-			return nil
+			st.created += int64(len(batch))
+			return st
 		}
 		where := fmt.Sprintf("import: the batch of lines %d to %d", batch[0].line, batch[len(batch)-1].line)
 		if !errors.Is(err, ErrConflict) || attempt >= maxBatchAttempts {
-			return fmt.Errorf("%s: %w", where, err)
+			st.err = fmt.Errorf("%s: %w", where, err)
+			return st
 		}
-		// An SSSID was taken since its row was read: that row is reported
-		// as existing, and the rest stored.
 		keep := make([]pending, 0, len(batch))
 		for _, b := range batch {
-			switch _, ferr := run.im.store.FindSubject(wctx, b.s.SSSID); {
+			switch _, ferr := im.store.FindSubject(wctx, b.s.SSSID); {
 			case ferr == nil:
-				run.report(b.line, b.s.SSSID, ReasonExists)
+				st.existing = append(st.existing, b)
 			case errors.Is(ferr, ErrNotFound):
 				keep = append(keep, b)
 			default:
-				return fmt.Errorf("%s: find subject: %w", where, ferr)
+				st.err = fmt.Errorf("%s: find subject: %w", where, ferr)
+				return st
 			}
 		}
 		if len(keep) == len(batch) {
-			return fmt.Errorf("%s: %w", where, err)
+			st.err = fmt.Errorf("%s: %w", where, err)
+			return st
 		}
 		if batch = keep; len(batch) == 0 {
-			return nil
+			return st
 		}
 	}
 }

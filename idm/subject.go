@@ -435,7 +435,7 @@ func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Princ
 	if err != nil {
 		return err
 	}
-	s, e := subjectCreated(p, s, h.clock())
+	s, e := subjectCreated(p, s, NewID(), h.clock())
 	err = h.record(ctx, e, func() error { return h.store.CreateSubject(ctx, s) })
 	switch {
 	case errors.Is(err, ErrConflict):
@@ -508,11 +508,13 @@ func newSubject(p *Principal, members []objectField, defaultSite string, taken f
 	return s, nil
 }
 
-// subjectCreated returns s, a new subject that newSubject accepted, with a
-// fresh ID and created at now, and the audit record of its creation by p.
-func subjectCreated(p *Principal, s Subject, now time.Time) (Subject, AuditEvent) {
-	s.ID, s.Created, s.Changed = NewID(), now, now
-	return s, newAudit(p, DocSubject, s.ID, "create", now, nil, mustJSON(subjectDoc(s)))
+// subjectCreated returns s, a new subject that newSubject accepted, with
+// the ID id (fresh, see [NewID]) and created at now, and the audit record
+// of its creation by p, whose new value is the subject as the API shows it
+// (appendSubjectJSON writes what encoding/json makes of a subjectDoc).
+func subjectCreated(p *Principal, s Subject, id string, now time.Time) (Subject, AuditEvent) {
+	s.ID, s.Created, s.Changed = id, now, now
+	return s, newAudit(p, DocSubject, s.ID, "create", now, nil, appendSubjectJSON(nil, s))
 }
 
 // listSubjects serves GET /subject.
