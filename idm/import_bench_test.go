@@ -3,7 +3,9 @@ package idm_test
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/c3-pro/idm/boltstore"
@@ -22,9 +24,13 @@ func importCSV(n int) []byte {
 }
 
 // BenchmarkImportBolt measures the import of CSV rows into a boltstore, as
-// `idmd subject import` runs it; it reports rows/s.
+// `idmd subject import` runs it; it reports rows/s. IDM_BENCH_IMPORT_ROWS
+// sets the number of rows (default 20 000).
 func BenchmarkImportBolt(b *testing.B) {
-	const rows = 20000
+	rows := 20000
+	if n, err := strconv.Atoi(os.Getenv("IDM_BENCH_IMPORT_ROWS")); err == nil && n > 0 {
+		rows = n
+	}
 	file := importCSV(rows)
 	admin := &idm.Principal{Username: "bench", Admin: true}
 	for i := 0; b.Loop(); i++ {
@@ -39,7 +45,7 @@ func BenchmarkImportBolt(b *testing.B) {
 		}
 		b.StartTimer()
 		res, err := im.Import(b.Context(), admin, bytes.NewReader(file), idm.ImportOptions{Format: idm.ImportCSV})
-		if err != nil || res.Created != rows {
+		if err != nil || res.Created != int64(rows) {
 			b.Fatalf("import: %+v, %v", res, err)
 		}
 		b.StopTimer()
