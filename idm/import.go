@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"strings"
@@ -176,7 +177,7 @@ func (im *Importer) Import(ctx context.Context, p *Principal, r io.Reader, o Imp
 	default:
 		return res, E(ErrInvalid, fmt.Sprintf("import format must be %s or %s, not %q", ImportCSV, ImportJSONL, clip(o.Format)))
 	}
-	run := importRun{im: im, p: p, o: o, res: &res, seen: make(map[string]int64)}
+	run := importRun{im: im, p: p, o: o, res: &res, seen: make(map[sssidHash]int64), seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	err := run.rows(ctx, rows)
 	if err == nil {
 		err = run.flush(ctx)
@@ -221,12 +222,17 @@ func (run *importRun) rows(ctx context.Context, rows rowReader) error {
 
 // importRun is the state of one Import.
 type importRun struct {
-	im    *Importer
-	p     *Principal
-	o     ImportOptions
-	res   *ImportResult
-	line  int64
-	seen  map[string]int64 // SSSIDs of the rows so far -> their line
+	im   *Importer
+	p    *Principal
+	o    ImportOptions
+	res  *ImportResult
+	line int64
+	// seen maps the SSSIDs of the rows so far to their line, by a 128-bit
+	// hash: a map without pointers costs the garbage collector nothing
+	// to keep, and two SSSIDs with one hash (about one chance in 10^27
+	// at a million rows) are not to be expected.
+	seen  map[sssidHash]int64
+	seeds [2]maphash.Seed
 	batch []pending
 	err   error // a store error that ends the import
 	// stored is the outcome of the batch being stored, nil when none is.
@@ -239,6 +245,9 @@ type stored struct {
 	existing []pending // rows whose SSSID was taken since they were read
 	err      error
 }
+
+// sssidHash is the hash of an SSSID (see importRun.seen).
+type sssidHash [2]uint64
 
 // pending is a valid row waiting for its batch.
 type pending struct {
@@ -271,10 +280,11 @@ func (run *importRun) check(ctx context.Context, row importRowData) {
 	var sssid string
 	s, err := newSubject(run.p, row.members, run.im.site, func(id string) error {
 		sssid = id
-		if first, ok := run.seen[id]; ok {
+		h := sssidHash{maphash.String(run.seeds[0], id), maphash.String(run.seeds[1], id)}
+		if first, ok := run.seen[h]; ok {
 			return E(ErrInvalid, fmt.Sprintf("the SSSID %q appears before, on line %d", clip(id), first))
 		}
-		run.seen[id] = row.line
+		run.seen[h] = row.line
 		switch _, err := run.im.store.FindSubject(ctx, id); {
 		case err == nil:
 			return errExists
