@@ -109,6 +109,23 @@ func TestSubjectImport(t *testing.T) {
 			assert.EqualValues(t, 41, answer.Data.Rejected[0].Line)
 			assert.Equal(t, "H-bad", answer.Data.Rejected[0].SSSID)
 			assert.Equal(t, 40, subjectTotal(t, p.url, tok))
+			if kind == "boltstore" {
+				// The import's body may be larger than every other one.
+				var big strings.Builder
+				for i := 0; big.Len() < 3<<19; i++ {
+					fmt.Fprintf(&big, `{"sssid":"BIG-%d","name":"A name long enough to fill a megabyte and a half","bday":"1979-01-02"}`+"\n", i)
+				}
+				req, err := http.NewRequest("POST", p.url+"/subject/import?dry_run=1", strings.NewReader(big.String()))
+				require.NoError(t, err)
+				req.Header.Set("Content-Type", "application/x-ndjson")
+				req.Header.Set("Authorization", "JWT "+tok)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "a 1.5 MiB import")
+				r = call(t, "POST", p.url+"/subject", tok, `{"sssid":"X","name":"`+strings.Repeat("x", 3<<19)+`"}`)
+				assert.Equal(t, http.StatusRequestEntityTooLarge, r.status, "control: a 1.5 MiB POST /subject")
+			}
 			require.NoError(t, p.cmd.Process.Kill())
 			<-p.exited
 
