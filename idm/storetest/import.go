@@ -152,6 +152,9 @@ func testBatchListed(t *testing.T, s idm.Store) {
 	_, total, err := s.ListSubjects(t.Context(), idm.SubjectFilter{OrderCol: "name", Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, 2, total)
+	_, total, err = s.ListSubjects(t.Context(), idm.SubjectFilter{OrderCol: "bday", Sites: []string{"main"}, Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, 0, total)
 	subjects, audits := importBatch("L", 100)
 	subjects = append(subjects[:50], subjects[51:]...)
 	audits = append(audits[:50], audits[51:]...)
@@ -167,7 +170,14 @@ func testBatchListed(t *testing.T, s idm.Store) {
 			assert.Less(t, page[i-1].SSSID, page[i].SSSID, "%s order at %d", col, i)
 		}
 	}
-	page, total, err := s.ListSubjects(t.Context(), idm.SubjectFilter{Search: "subject l05", Limit: 50})
+	page, total, err := s.ListSubjects(t.Context(), idm.SubjectFilter{OrderCol: "bday", Sites: []string{"main"}, Limit: 200})
+	require.NoError(t, err)
+	require.Equal(t, 99, total, "the batch's site")
+	require.Len(t, page, 99)
+	for i := 1; i < len(page); i++ {
+		assert.Less(t, page[i-1].SSSID, page[i].SSSID, "site order at %d", i)
+	}
+	page, total, err = s.ListSubjects(t.Context(), idm.SubjectFilter{Search: "subject l05", Limit: 50})
 	require.NoError(t, err)
 	assert.Equal(t, 10, total, "search finds imported subjects")
 	assert.Len(t, page, 10)
