@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -138,6 +139,10 @@ func (c *subjectCache) addAll(es []*subjEntry) {
 }
 
 // mergeInto returns idx, in the ascending order of col, with es merged in.
+// It goes from the back: each new entry's place among the old ones is
+// found by binary search, and the old entries after it move in one copy,
+// so that a batch costs a few comparisons per new entry and one memmove of
+// the order, not a comparison per entry of the order.
 func mergeInto(idx, es []*subjEntry, col int) []*subjEntry {
 	cmpf := compareOrder(col)
 	add := slices.SortedFunc(slices.Values(es), cmpf)
@@ -146,16 +151,14 @@ func mergeInto(idx, es []*subjEntry, col int) []*subjEntry {
 		idx = slices.Grow(idx, m+(n+m)/64+16)
 	}
 	idx = idx[:n+m]
-	// Merge from the back, so that nothing is overwritten before it moves.
-	i, j := n-1, m-1
-	for k := n + m - 1; j >= 0; k-- {
-		if i >= 0 && cmpf(idx[i], add[j]) > 0 {
-			idx[k] = idx[i]
-			i--
-		} else {
-			idx[k] = add[j]
-			j--
-		}
+	hi, k := n, n+m // idx[:hi] holds the old entries not yet moved, idx[k:] the merged end
+	for j := m - 1; j >= 0; j-- {
+		p := sort.Search(hi, func(i int) bool { return cmpf(idx[i], add[j]) > 0 })
+		k -= hi - p
+		copy(idx[k:], idx[p:hi])
+		hi = p
+		k--
+		idx[k] = add[j]
 	}
 	return idx
 }
