@@ -88,7 +88,9 @@ type ImportOptions struct {
 	// keeps; 0 keeps none (Report sees all of them).
 	KeepRejected int
 	// Report, when set, is called with every row that creates no subject
-	// (invalid, or its SSSID taken), in file order.
+	// (invalid, or its SSSID taken), in file order, except that a row
+	// whose SSSID was taken after it was read is reported when its batch
+	// is stored. It runs on the goroutine that called Import.
 	Report func(ImportRow)
 	// Progress, when set, is called after every batch with the result so
 	// far.
