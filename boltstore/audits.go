@@ -31,45 +31,50 @@ func (s *Store) AppendAudit(ctx context.Context, e idm.AuditEvent) error {
 	}
 	e.Time = idm.Timestamp(e.Time)
 	key := auditKey(e)
-	return s.update(ctx, "append audit", func(tx *bolt.Tx) error {
-		ids := bucket(tx, bAuditsByID)
-		if ids.Get([]byte(e.ID)) != nil {
-			return fmt.Errorf("audit record %s: %w", e.ID, idm.ErrConflict)
+	return s.update(ctx, "append audit", func(tx *bolt.Tx) error { return putAudit(tx, e, key) })
+}
+
+// putAudit stores e, whose time is normalised, under key (its auditKey)
+// with the next seq, and keeps the indexes, in tx. A taken ID gives an error
+// that wraps [idm.ErrConflict].
+func putAudit(tx *bolt.Tx, e idm.AuditEvent, key []byte) error {
+	ids := bucket(tx, bAuditsByID)
+	if ids.Get([]byte(e.ID)) != nil {
+		return fmt.Errorf("audit record %s: %w", e.ID, idm.ErrConflict)
+	}
+	// The next seq is the by-seq index's sequence, raised in the same
+	// transaction: bbolt has one writer at a time.
+	bySeq := bucket(tx, bAuditsBySeq)
+	e.Seq = int64(bySeq.Sequence())
+	val, err := encode(toAuditRec(e))
+	if err != nil {
+		return err
+	}
+	if err := bucket(tx, bAudits).Put(key, val); err != nil {
+		return err
+	}
+	if err := bySeq.Put(seqKey(e.Seq), key); err != nil {
+		return err
+	}
+	if err := bySeq.SetSequence(uint64(e.Seq) + 1); err != nil {
+		return err
+	}
+	if err := ids.Put([]byte(e.ID), key); err != nil {
+		return err
+	}
+	if err := bucket(tx, bAuditsByDoc).Put(append(appendStr(nil, e.Document), key...), nil); err != nil {
+		return err
+	}
+	byActor := bucket(tx, bAuditsByActor)
+	for i, actor := range []string{e.ActorID, e.Actor} {
+		if actor == "" || (i == 1 && actor == e.ActorID) {
+			continue
 		}
-		// The next seq is the by-seq index's sequence, raised in the same
-		// transaction: bbolt has one writer at a time.
-		bySeq := bucket(tx, bAuditsBySeq)
-		e.Seq = int64(bySeq.Sequence())
-		val, err := encode(toAuditRec(e))
-		if err != nil {
+		if err := byActor.Put(append(appendStr(nil, actor), key...), nil); err != nil {
 			return err
 		}
-		if err := bucket(tx, bAudits).Put(key, val); err != nil {
-			return err
-		}
-		if err := bySeq.Put(seqKey(e.Seq), key); err != nil {
-			return err
-		}
-		if err := bySeq.SetSequence(uint64(e.Seq) + 1); err != nil {
-			return err
-		}
-		if err := ids.Put([]byte(e.ID), key); err != nil {
-			return err
-		}
-		if err := bucket(tx, bAuditsByDoc).Put(append(appendStr(nil, e.Document), key...), nil); err != nil {
-			return err
-		}
-		byActor := bucket(tx, bAuditsByActor)
-		for i, actor := range []string{e.ActorID, e.Actor} {
-			if actor == "" || (i == 1 && actor == e.ActorID) {
-				continue
-			}
-			if err := byActor.Put(append(appendStr(nil, actor), key...), nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // AuditsFor returns the records about any of the given documents, oldest

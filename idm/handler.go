@@ -75,6 +75,9 @@ type Config struct {
 	// DefaultSite is the site of a subject created without one by a
 	// caller who has not exactly one site; "" means [DefaultSiteCode].
 	DefaultSite string
+	// MaxImportBytes bounds the body of POST /subject/import, which is
+	// read as it arrives; 0 means [DefaultMaxImportBytes].
+	MaxImportBytes int64
 	// MaxActiveLinks bounds the links of one subject that can still be
 	// established (not revoked, not established, not expired): creating
 	// another is a 409. 0 means [DefaultMaxActiveLinks].
@@ -113,6 +116,9 @@ type Handler struct {
 	site   string
 	mux    *Mux
 	audits *AuditWriter
+	// importer and maxImport serve POST /subject/import.
+	importer  *Importer
+	maxImport int64
 }
 
 // NewHandler validates c, fills in its defaults and returns the API handler.
@@ -128,6 +134,8 @@ func NewHandler(c Config) (*Handler, error) {
 		return nil, errors.New("idm: NewHandler: Config.QRCode is required (package qrpng's Encode draws link QR codes)")
 	case c.MaxBodyBytes < 0:
 		return nil, fmt.Errorf("idm: NewHandler: Config.MaxBodyBytes is negative (%d)", c.MaxBodyBytes)
+	case c.MaxImportBytes < 0:
+		return nil, fmt.Errorf("idm: NewHandler: Config.MaxImportBytes is negative (%d)", c.MaxImportBytes)
 	case c.LinkTTL < 0:
 		return nil, fmt.Errorf("idm: NewHandler: Config.LinkTTL is negative (%s)", c.LinkTTL)
 	case c.DefaultSite != "" && !ValidSite(c.DefaultSite):
@@ -166,6 +174,10 @@ func NewHandler(c Config) (*Handler, error) {
 		h.linkTTL = DefaultLinkTTL
 	}
 	h.audits = NewAuditWriter(h.store, h.clock, h.log)
+	if h.maxImport = c.MaxImportBytes; h.maxImport == 0 {
+		h.maxImport = DefaultMaxImportBytes
+	}
+	h.importer, _ = NewImporter(ImporterConfig{Store: h.store, DefaultSite: h.site, Now: h.now, Logger: h.log}) // the same checks as above
 	h.Install(h.mux.Handle)
 	return h, nil
 }
@@ -193,6 +205,10 @@ func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 	// Each route checks the caller's role first (see needs), and the
 	// subject's site where it has one (see visibleSubject, visibleLink).
 	handle("POST /subject", changes(needs(WriteSubjects, h.createSubject)))
+	// The import detaches each batch's write itself (see Importer.Import):
+	// it reads the client's body as it goes, for longer than a change may
+	// take.
+	handle("POST /subject/import", staff(needs(ImportSubjects, h.importSubjects)))
 	handle("GET /subject", staff(needs(ReadSubjects, h.listSubjects)))
 	handle("GET /subject/{sssid}", staff(needs(ReadSubjects, h.getSubject)))
 	handle("PUT /subject/{sssid}", changes(needs(WriteSubjects, h.updateSubject)))

@@ -83,7 +83,11 @@ func (f objectField) str(max int) (string, error) {
 		return "", E(ErrInvalid, fmt.Sprintf("field %q must be a string, not %s", f.key, jsonType(f.raw)))
 	}
 	var s string
-	if err := json.Unmarshal(f.raw, &s); err != nil {
+	if n := len(f.raw); n >= 2 && f.raw[n-1] == '"' && jsonVerbatim(string(f.raw[1:n-1])) {
+		// Nothing escaped (most values): the string is what is between
+		// the quotes.
+		s = string(f.raw[1 : n-1])
+	} else if err := json.Unmarshal(f.raw, &s); err != nil {
 		return "", Wrap(ErrInvalid, fmt.Sprintf("field %q must be a string", f.key), err)
 	}
 	if len(s) > max {

@@ -116,6 +116,9 @@ const (
 	ManageUsers
 	// MoveSubjects moves a subject to another site (admins only).
 	MoveSubjects
+	// ImportSubjects creates subjects in bulk, POST /subject/import
+	// (admins only; each row is also checked with WriteSubjects).
+	ImportSubjects
 )
 
 // access returns the role and sites p acts with, as [User.Access] does for
@@ -155,7 +158,7 @@ func (p *Principal) Can(a Action, site string) bool {
 		return false
 	}
 	switch a {
-	case ReadAllAudits, ManageUsers, MoveSubjects:
+	case ReadAllAudits, ManageUsers, MoveSubjects, ImportSubjects:
 		return true
 	}
 	return p.SeesSite(site)

@@ -66,6 +66,17 @@ type SubjectStore interface {
 	// CreateSubject stores a new subject with Rev 1 (whatever s.Rev is);
 	// s.ID must be set. A taken SSSID gives ErrConflict.
 	CreateSubject(ctx context.Context, s Subject) error
+	// CreateSubjects stores new subjects, each with Rev 1 (whatever its
+	// Rev is) and its ID set, together with audits, the audit records of
+	// their creation (IDs set and unique), as one batch that is stored
+	// whole or not at all: when it fails, neither the subjects nor the
+	// records are kept (a store without transactions says how it keeps
+	// this). The records get the next Seqs in the order given, as
+	// [AuditStore.AppendAudit] would give them one by one; no other
+	// record of this process comes between them. A taken SSSID (also two
+	// subjects of the batch with the same SSSID) or a taken record ID
+	// gives ErrConflict and stores nothing. An empty batch does nothing. It is the bulk import's write (see [Importer]).
+	CreateSubjects(ctx context.Context, subjects []Subject, audits []AuditEvent) error
 	// FindSubject returns the subject with the given SSSID, or ErrNotFound.
 	FindSubject(ctx context.Context, sssid string) (Subject, error)
 	// UpdateSubject replaces the subject with s.SSSID by s, provided the

@@ -415,76 +415,106 @@ func bodySSSID(members []objectField) (string, error) {
 	return "", nil
 }
 
-// createSubject serves POST /subject. It checks in the order API.md gives:
-// the `sssid` (present, then free), then the other members, the required
-// `name` and `bday`, and the dates.
+// createSubject serves POST /subject. It checks the body with newSubject,
+// in the order API.md gives.
 func (h *Handler) createSubject(w http.ResponseWriter, r *http.Request, p *Principal) error {
 	ctx := r.Context()
 	members, err := h.decodeObject(w, r)
 	if err != nil {
 		return err
 	}
-	sssid, err := bodySSSID(members)
-	switch {
-	case err != nil:
-		return err
-	case sssid == "":
-		return E(ErrInvalid, "must at least provide `sssid`")
-	}
-	if err := checkSSSID(sssid); err != nil {
-		return err
-	}
-	switch _, err := h.store.FindSubject(ctx, sssid); {
-	case err == nil:
-		return E(ErrConflict, "this SSSID is already taken")
-	case !errors.Is(err, ErrNotFound):
-		return fmt.Errorf("find subject: %w", err)
-	}
-	fields, err := subjectFields(members)
+	s, err := newSubject(p, members, h.site, func(sssid string) error {
+		switch _, err := h.store.FindSubject(ctx, sssid); {
+		case err == nil:
+			return E(ErrConflict, msgSSSIDTaken)
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("find subject: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	s := newSubjectFromBody(fields)
-	for _, key := range [...]string{keyName, keyBday} {
-		if *stringField(&s, key) == "" {
-			return E(ErrInvalid, fmt.Sprintf("missing or empty `%s`", key))
-		}
-	}
-	for _, key := range [...]string{keyBday, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn} {
-		if v := *stringField(&s, key); v != "" {
-			if err := checkDate(key, v); err != nil {
-				return err
-			}
-		}
-	}
-	if err := checkExtraSize(s.Extra); err != nil {
-		return err
-	}
-	switch site, only := p.OnlySite(); {
-	case s.Site != "":
-		if !ValidSite(s.Site) {
-			return E(ErrInvalid, fmt.Sprintf("invalid `site` %q: use 1 to %d characters from A-Z, a-z, 0-9, _ and -", clip(s.Site), MaxSiteLen))
-		}
-	case only:
-		s.Site = site
-	default:
-		s.Site = h.site
-	}
-	if !p.Can(WriteSubjects, s.Site) {
-		return E(ErrForbidden, MsgForbidden)
-	}
-	now := h.clock()
-	s.ID, s.Created, s.Changed = NewID(), now, now
-	e := newAudit(p, DocSubject, s.ID, "create", now, nil, mustJSON(subjectDoc(s)))
+	s, e := subjectCreated(p, s, NewID(), h.clock())
 	err = h.record(ctx, e, func() error { return h.store.CreateSubject(ctx, s) })
 	switch {
 	case errors.Is(err, ErrConflict):
-		return Wrap(ErrConflict, "this SSSID is already taken", err)
+		return Wrap(ErrConflict, msgSSSIDTaken, err)
 	case err != nil:
 		return fmt.Errorf("create subject: %w", err)
 	}
 	writeSubject(w, http.StatusCreated, s)
 	return nil
+}
+
+// msgSSSIDTaken answers a new subject whose SSSID is taken.
+const msgSSSIDTaken = "this SSSID is already taken"
+
+// newSubject is the one rule for a new subject, used by POST /subject and
+// the import: it checks the members of a subject body for p in the order
+// API.md gives - the `sssid` (present, valid, then free: taken is asked
+// about it and its error returned as it is, a 409 when it is taken), then
+// the other members, the required `name` and `bday`, the dates, the size
+// of the additional fields, the site (p's one site or defaultSite when the
+// body has none) and whether p may write subjects of that site. It returns
+// the subject without ID and times.
+func newSubject(p *Principal, members []objectField, defaultSite string, taken func(sssid string) error) (Subject, error) {
+	sssid, err := bodySSSID(members)
+	switch {
+	case err != nil:
+		return Subject{}, err
+	case sssid == "":
+		return Subject{}, E(ErrInvalid, "must at least provide `sssid`")
+	}
+	if err := checkSSSID(sssid); err != nil {
+		return Subject{}, err
+	}
+	if err := taken(sssid); err != nil {
+		return Subject{}, err
+	}
+	fields, err := subjectFields(members)
+	if err != nil {
+		return Subject{}, err
+	}
+	s := newSubjectFromBody(fields)
+	for _, key := range [...]string{keyName, keyBday} {
+		if *stringField(&s, key) == "" {
+			return Subject{}, E(ErrInvalid, fmt.Sprintf("missing or empty `%s`", key))
+		}
+	}
+	for _, key := range [...]string{keyBday, keyDateInvited, keyDateConsented, keyDateEnrolled, keyDateWithdrawn} {
+		if v := *stringField(&s, key); v != "" {
+			if err := checkDate(key, v); err != nil {
+				return Subject{}, err
+			}
+		}
+	}
+	if err := checkExtraSize(s.Extra); err != nil {
+		return Subject{}, err
+	}
+	switch site, only := p.OnlySite(); {
+	case s.Site != "":
+		if !ValidSite(s.Site) {
+			return Subject{}, E(ErrInvalid, fmt.Sprintf("invalid `site` %q: use 1 to %d characters from A-Z, a-z, 0-9, _ and -", clip(s.Site), MaxSiteLen))
+		}
+	case only:
+		s.Site = site
+	default:
+		s.Site = defaultSite
+	}
+	if !p.Can(WriteSubjects, s.Site) {
+		return Subject{}, E(ErrForbidden, MsgForbidden)
+	}
+	return s, nil
+}
+
+// subjectCreated returns s, a new subject that newSubject accepted, with
+// the ID id (fresh, see [NewID]) and created at now, and the audit record
+// of its creation by p, whose new value is the subject as the API shows it
+// (appendSubjectJSON writes what encoding/json makes of a subjectDoc).
+func subjectCreated(p *Principal, s Subject, id string, now time.Time) (Subject, AuditEvent) {
+	s.ID, s.Created, s.Changed = id, now, now
+	return s, newAudit(p, DocSubject, s.ID, "create", now, nil, appendSubjectJSON(nil, s))
 }
 
 // listSubjects serves GET /subject.

@@ -214,9 +214,13 @@ func exportLog(ctx context.Context, l *auditlog.Log, o auditlog.ExportOptions, o
 	return exitOK
 }
 
-// subjectCmd runs `idmd subject erase SSSID --reason "…"`.
+// subjectCmd runs `idmd subject erase SSSID --reason "…"` and `idmd
+// subject import` (see importCmd).
 func subjectCmd(ctx context.Context, args []string, std stdio) int {
-	usage := `usage: idmd subject erase <sssid> --reason "…"`
+	usage := `usage: idmd subject erase <sssid> --reason "…" | import [--dry-run] [--format csv|jsonl] [--actor EMAIL] FILE`
+	if len(args) > 0 && args[0] == "import" {
+		return importCmd(ctx, args[1:], std)
+	}
 	if len(args) == 0 || args[0] != "erase" {
 		fmt.Fprintln(std.err, usage)
 		return exitConfig

@@ -59,6 +59,8 @@ type config struct {
 	RequireTOTP  bool   // users without an active second factor may only enrol one
 	DefaultSite  string // the site of a subject created without one by a user without exactly one site
 	TOTPIssuer   string // the issuer in TOTP keys' otpauth:// URIs
+	// MaxImportBytes bounds the body of POST /subject/import.
+	MaxImportBytes int64
 }
 
 // setting is one configuration value: its environment variable, its flag,
@@ -371,6 +373,15 @@ func settings() []*setting {
 					return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
 				}
 				c.DefaultSite = v
+				return nil
+			})},
+		{env: "IDM_IMPORT_MAX_BYTES", flag: "import-max-bytes", def: strconv.Itoa(idm.DefaultMaxImportBytes), usage: "the largest body of POST /subject/import, in bytes (1048576 to 17179869184); every other request body is bounded by 1 MiB",
+			apply: one(func(c *config, v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < idm.DefaultMaxBodyBytes || n > 16<<30 {
+					return errors.New("must be a whole number of bytes from 1048576 (1 MiB) to 17179869184 (16 GiB)")
+				}
+				c.MaxImportBytes = n
 				return nil
 			})},
 	}

@@ -14,6 +14,8 @@
 //	idmd audit export [--since T] [--until T] [--format jsonl|csv] [-o FILE]
 //	idmd audit keygen                          print a new checkpoint signing key
 //	idmd subject erase <sssid> --reason "…"     erase personal data, keep the log verifiable
+//	idmd subject import [--dry-run] [--format csv|jsonl] [--actor EMAIL] [--batch N] FILE
+//	                                           create subjects in bulk (exit 3: rows were rejected)
 //	idmd version
 //
 // Every command takes the configuration flags (see idmd serve -h); each flag
@@ -53,6 +55,8 @@ const (
 	exitOK     = 0
 	exitFail   = 1
 	exitConfig = 2
+	// exitRejected ends an import that ran to its end but refused rows.
+	exitRejected = 3
 )
 
 type command struct {
@@ -67,7 +71,7 @@ func commands() []command {
 		{"backup", "write a consistent copy of the bbolt database to a file", backupCmd},
 		{"migrate", "bring over the database of the original C3-PRO IDM service", migrateCmd},
 		{"audit", "the tamper-evident audit log: verify, export, keygen", auditCmd},
-		{"subject", "erase a subject's personal data (GDPR Art. 17): erase", subjectCmd},
+		{"subject", "subjects in bulk: import; erase a subject's personal data (GDPR Art. 17): erase", subjectCmd},
 		{"version", "print the version", versionCmd},
 	}
 }

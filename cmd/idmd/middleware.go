@@ -131,11 +131,11 @@ func route(r *http.Request) string {
 // refuseLargeBodies answers 413 at once, without reading the body, when a
 // request announces a body longer than max. Without it the server would
 // wait for (or, after "Expect: 100-continue", invite) a body it will refuse
-// anyway. Bodies without a length are bounded by http.MaxBytesHandler
-// around the whole service.
-func refuseLargeBodies(next http.Handler, max int64) http.Handler {
+// anyway. Bodies without a length are bounded by limitBodies around the
+// whole service.
+func refuseLargeBodies(next http.Handler, limit func(*http.Request) int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > max {
+		if max := limit(r); r.ContentLength > max {
 			w.Header().Set("Connection", "close")
 			idm.WriteError(w, r, nil, idm.E(idm.ErrTooLarge, fmt.Sprintf("request body too large (limit %d bytes)", max)))
 			return

@@ -85,7 +85,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	}
 	apiH, err := idm.NewHandler(idm.Config{
 		Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log,
-		MaxActiveLinks: cfg.MaxLinks, DefaultSite: cfg.DefaultSite,
+		MaxActiveLinks: cfg.MaxLinks, DefaultSite: cfg.DefaultSite, MaxImportBytes: cfg.MaxImportBytes,
 		QRCode: func(text string) ([]byte, error) { return qrpng.Encode(text) },
 	})
 	if err != nil {
@@ -110,7 +110,8 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
-	h := http.MaxBytesHandler(observe(refuseLargeBodies(mux, idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
+	limit := bodyLimit(cfg.MaxImportBytes)
+	h := limitBodies(observe(refuseLargeBodies(mux, limit), log, m, time.Now), limit)
 	return &service{handler: h, metrics: metricsHandler(m.handler(), cfg.MetricsToken), reset: resetH, audit: audit}, nil
 }
 

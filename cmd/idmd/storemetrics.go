@@ -88,6 +88,11 @@ func (o *observedStore) CreateSubject(ctx context.Context, s idm.Subject) error 
 	return o.seen("CreateSubject", o.Store.CreateSubject(ctx, s))
 }
 
+// CreateSubjects implements [idm.Store], counting failures.
+func (o *observedStore) CreateSubjects(ctx context.Context, subjects []idm.Subject, audits []idm.AuditEvent) error {
+	return o.seen("CreateSubjects", o.Store.CreateSubjects(ctx, subjects, audits))
+}
+
 // FindSubject implements [idm.Store], counting failures.
 func (o *observedStore) FindSubject(ctx context.Context, sssid string) (idm.Subject, error) {
 	v, err := o.Store.FindSubject(ctx, sssid)

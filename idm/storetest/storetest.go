@@ -46,6 +46,7 @@ func areas() []area {
 		{"TOTP", totpTests()},
 		{"LastLogin", lastLoginTests()},
 		{"Subjects", subjectTests()},
+		{"Import", importTests()},
 		{"Sites", siteTests()},
 		{"Links", linkTests()},
 		{"Audits", auditTests()},
