@@ -193,6 +193,25 @@ func (r resetRec) token() idm.ResetToken {
 	return idm.ResetToken{Hash: r.Hash, UserID: r.UserID, Purpose: r.Purpose, Created: decTime(r.Created), Expires: decTime(r.Expires)}
 }
 
+type sessionRec struct {
+	IDHash       string `json:"id_hash"`
+	UserID       string `json:"user_id"`
+	TokenVersion int64  `json:"token_version,omitempty"`
+	Created      *int64 `json:"created,omitempty"`
+	LastSeen     *int64 `json:"last_seen,omitempty"`
+	Expires      *int64 `json:"expires,omitempty"`
+}
+
+func toSessionRec(x idm.Session) sessionRec {
+	return sessionRec{IDHash: x.IDHash, UserID: x.UserID, TokenVersion: x.TokenVersion,
+		Created: encTime(x.Created), LastSeen: encTime(x.LastSeen), Expires: encTime(x.Expires)}
+}
+
+func (r sessionRec) session() idm.Session {
+	return idm.Session{IDHash: r.IDHash, UserID: r.UserID, TokenVersion: r.TokenVersion,
+		Created: decTime(r.Created), LastSeen: decTime(r.LastSeen), Expires: decTime(r.Expires)}
+}
+
 type keyRec struct {
 	Name    string `json:"name"`
 	KID     string `json:"kid,omitempty"`

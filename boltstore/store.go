@@ -84,6 +84,8 @@ const (
 	bResetByUser   = "reset_tokens_by_user"
 	bKeys          = "signing_keys"
 	bLoginFailures = "login_failures"
+	bSessions      = "console_sessions"
+	bSessionsByUsr = "console_sessions_by_user"
 )
 
 func allBuckets() []string {
@@ -91,6 +93,7 @@ func allBuckets() []string {
 		bMeta, bUsers, bUsersByName, bSubjects, bLinks, bLinksBySubj, bLinksByJWT,
 		bAudits, bAuditsByID, bAuditsByDoc, bAuditsByActor, bResetTokens, bResetByUser,
 		bKeys, bLoginFailures, bAuditsBySeq, bAuditTree, bCheckpoints,
+		bSessions, bSessionsByUsr,
 	}
 }
 

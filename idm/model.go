@@ -298,6 +298,18 @@ type ResetToken struct {
 	Expires time.Time
 }
 
+// Session is a staff console session. Only a hash of its random ID is kept.
+type Session struct {
+	IDHash string // hex SHA-256 of the session ID (the cookie value); the ID itself is never stored
+	UserID string
+	// TokenVersion is the user's TokenVersion at sign-in: a session whose
+	// version is no longer the user's has ended.
+	TokenVersion int64
+	Created      time.Time
+	LastSeen     time.Time // last request; the session ends after the idle timeout from here
+	Expires      time.Time // absolute end
+}
+
 // SigningKey is a key for signing tokens, kept in the store when the service
 // generates its own.
 type SigningKey struct {

@@ -154,6 +154,34 @@ type ResetTokenStore interface {
 	PurgeExpiredResetTokens(ctx context.Context, now time.Time) (int, error)
 }
 
+// SessionStore keeps staff console sessions by the hash of their ID (see
+// [Session]). A session has ended when its LastSeen is more than the idle
+// timeout ago, when its Expires is at or before now, or when its
+// TokenVersion is no longer the user's: the caller decides that (the store
+// returns ended sessions until they are purged or deleted).
+type SessionStore interface {
+	// CreateSession stores s; a taken IDHash gives ErrConflict.
+	CreateSession(ctx context.Context, s Session) error
+	// FindSession returns the session with the given ID hash, or
+	// ErrNotFound. An empty hash never matches.
+	FindSession(ctx context.Context, idHash string) (Session, error)
+	// TouchSession sets the session's LastSeen to at if at is later, as one
+	// atomic step: LastSeen becomes max(LastSeen, at) and never moves back,
+	// whatever the order of concurrent calls; nothing else changes. It
+	// gives ErrNotFound when there is no such session.
+	TouchSession(ctx context.Context, idHash string, at time.Time) error
+	// DeleteSession removes the session with the given ID hash; it returns
+	// nil when there is none.
+	DeleteSession(ctx context.Context, idHash string) error
+	// DeleteUserSessions removes all sessions of a user and returns how
+	// many it removed (0 when the user has none).
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	// PurgeSessions removes every session whose LastSeen is strictly before
+	// idleBefore or whose Expires is at or before now, and returns how many
+	// it removed. A session with LastSeen equal to idleBefore is kept.
+	PurgeSessions(ctx context.Context, idleBefore, now time.Time) (int, error)
+}
+
 // KeyStore keeps generated signing keys.
 type KeyStore interface {
 	// CreateSigningKey stores k under k.Name; ErrConflict if a key of that
@@ -256,6 +284,7 @@ type Store interface {
 	AuditStore
 	AuditLogStore
 	ResetTokenStore
+	SessionStore
 	KeyStore
 	MetaStore
 	// Ping reports whether the store can serve requests.

@@ -9,7 +9,7 @@
 //
 // Each aggregate has its own collection (names may carry a prefix, see
 // [WithCollectionPrefix]): users, subjects, links, audits, reset_tokens,
-// keys, meta, login_windows and login_attempts. The documents are this package's own record
+// console_sessions, keys, meta, login_windows and login_attempts. The documents are this package's own record
 // types; their field names are part of the on-disk format. Open and [New]
 // create the indexes they need, idempotently:
 //
@@ -24,6 +24,9 @@
 //     audit_checkpoints: signed checkpoints by tree size as _id;
 //   - reset_tokens: keyed by the token hash as _id, plus ("user_id",
 //     "created") and ("expires");
+//   - console_sessions: staff console sessions, unique on "id_hash" (the
+//     hash of the session ID), plus ("user_id"), ("expires") and
+//     ("last_seen") for DeleteUserSessions and PurgeSessions;
 //   - keys: keyed by name as _id; meta: the bootstrap marker document with
 //     _id "bootstrap";
 //   - login_windows: the windows of the login-failure counters, unique on
@@ -42,7 +45,10 @@
 // filter requires an unexpired token; MarkBootstrapped inserts the one marker
 // document, and a second insert fails on its _id; unique usernames and SSSIDs
 // are unique indexes. Expired reset tokens are filtered out on read
-// ("expires" > now) and deleted by PurgeExpiredResetTokens. Writes use
+// ("expires" > now) and deleted by PurgeExpiredResetTokens; likewise ended
+// console sessions are told apart by their caller and deleted by
+// PurgeSessions. TouchSession is one UpdateOne with $max, so "last_seen"
+// never moves back. Writes use
 // majority write concern with journaling.
 //
 // Users, subjects and links carry a revision (see [idm.Store],
@@ -141,6 +147,7 @@ const (
 	collAttempts = "login_attempts"
 	collTree     = "audit_tree"
 	collChecks   = "audit_checkpoints"
+	collSessions = "console_sessions"
 )
 
 // Store is an [idm.Store] on a MongoDB database. It is safe for concurrent
@@ -152,7 +159,7 @@ type Store struct {
 	timeout time.Duration
 
 	users, subjects, links, audits, resets, keys, meta *mongo.Collection
-	windows, attempts, tree, checkpoints               *mongo.Collection
+	windows, attempts, tree, checkpoints, sessions     *mongo.Collection
 
 	closeOnce sync.Once
 	closeErr  error
@@ -331,6 +338,7 @@ func newStore(db *mongo.Database, cfg config) *Store {
 		attempts:    coll(collAttempts),
 		tree:        coll(collTree),
 		checkpoints: coll(collChecks),
+		sessions:    coll(collSessions),
 	}
 	return s
 }
@@ -392,6 +400,14 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}},
 		{s.attempts, []mongo.IndexModel{
 			index("window_i_unique", true, false, "window", 1, "i", 1),
+		}},
+		{s.sessions, []mongo.IndexModel{
+			index("id_hash_unique", true, false, "id_hash", 1),
+			index("user_id", false, false, "user_id", 1),
+			// For PurgeSessions; expiry is checked by the caller, not
+			// by a TTL index (see "Consistency without transactions").
+			index("expires", false, false, "expires", 1),
+			index("last_seen", false, false, "last_seen", 1),
 		}},
 	} {
 		// One index per command: FerretDB v1 panics (and drops the

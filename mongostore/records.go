@@ -347,6 +347,37 @@ func (r resetTokenRecord) token() idm.ResetToken {
 	}
 }
 
+type sessionRecord struct {
+	IDHash       string    `bson:"id_hash"`
+	UserID       string    `bson:"user_id"`
+	TokenVersion int64     `bson:"token_version"`
+	Created      time.Time `bson:"created"`
+	LastSeen     time.Time `bson:"last_seen"`
+	Expires      time.Time `bson:"expires"`
+}
+
+func toSessionRecord(x idm.Session) sessionRecord {
+	return sessionRecord{
+		IDHash:       x.IDHash,
+		UserID:       x.UserID,
+		TokenVersion: x.TokenVersion,
+		Created:      idm.Timestamp(x.Created),
+		LastSeen:     idm.Timestamp(x.LastSeen),
+		Expires:      idm.Timestamp(x.Expires),
+	}
+}
+
+func (r sessionRecord) session() idm.Session {
+	return idm.Session{
+		IDHash:       r.IDHash,
+		UserID:       r.UserID,
+		TokenVersion: r.TokenVersion,
+		Created:      fromDate(r.Created),
+		LastSeen:     fromDate(r.LastSeen),
+		Expires:      fromDate(r.Expires),
+	}
+}
+
 type signingKeyRecord struct {
 	Name    string    `bson:"_id"`
 	KID     string    `bson:"kid"`

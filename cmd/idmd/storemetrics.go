@@ -195,6 +195,39 @@ func (o *observedStore) PurgeExpiredResetTokens(ctx context.Context, now time.Ti
 	return v, o.seen("PurgeExpiredResetTokens", err)
 }
 
+// CreateSession implements [idm.Store], counting failures.
+func (o *observedStore) CreateSession(ctx context.Context, x idm.Session) error {
+	return o.seen("CreateSession", o.Store.CreateSession(ctx, x))
+}
+
+// FindSession implements [idm.Store], counting failures.
+func (o *observedStore) FindSession(ctx context.Context, idHash string) (idm.Session, error) {
+	v, err := o.Store.FindSession(ctx, idHash)
+	return v, o.seen("FindSession", err)
+}
+
+// TouchSession implements [idm.Store], counting failures.
+func (o *observedStore) TouchSession(ctx context.Context, idHash string, at time.Time) error {
+	return o.seen("TouchSession", o.Store.TouchSession(ctx, idHash, at))
+}
+
+// DeleteSession implements [idm.Store], counting failures.
+func (o *observedStore) DeleteSession(ctx context.Context, idHash string) error {
+	return o.seen("DeleteSession", o.Store.DeleteSession(ctx, idHash))
+}
+
+// DeleteUserSessions implements [idm.Store], counting failures.
+func (o *observedStore) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+	v, err := o.Store.DeleteUserSessions(ctx, userID)
+	return v, o.seen("DeleteUserSessions", err)
+}
+
+// PurgeSessions implements [idm.Store], counting failures.
+func (o *observedStore) PurgeSessions(ctx context.Context, idleBefore, now time.Time) (int, error) {
+	v, err := o.Store.PurgeSessions(ctx, idleBefore, now)
+	return v, o.seen("PurgeSessions", err)
+}
+
 // CreateSigningKey implements [idm.Store], counting failures.
 func (o *observedStore) CreateSigningKey(ctx context.Context, k idm.SigningKey) error {
 	return o.seen("CreateSigningKey", o.Store.CreateSigningKey(ctx, k))

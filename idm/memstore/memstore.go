@@ -38,6 +38,7 @@ type Store struct {
 	treeSize     int64
 	checkpoints  []idm.Checkpoint          // by Size
 	tokens       map[string]idm.ResetToken // by hash
+	sessions     map[string]idm.Session    // by IDHash
 	keys         map[string]idm.SigningKey // by name
 	bootstrapped bool
 	failures     map[string]idm.LoginFailures // by key
@@ -72,6 +73,7 @@ func New() *Store {
 		subjects: map[string]*subjectRec{},
 		links:    map[string]idm.Link{},
 		tokens:   map[string]idm.ResetToken{},
+		sessions: map[string]idm.Session{},
 		keys:     map[string]idm.SigningKey{},
 		tree:     map[int64][32]byte{},
 		auditIDs: map[string]bool{},
