@@ -736,3 +736,39 @@ func BenchmarkLinksForSubjects(b *testing.B) {
 	}
 	b.ReportMetric(float64(links), "links")
 }
+
+// TestFileWithoutSessionBuckets opens a file written before console
+// sessions existed (it lacks their buckets): Open adds them, the other
+// records stay readable and sessions work.
+func TestFileWithoutSessionBuckets(t *testing.T) {
+	s, path := openStore(t)
+	f := fill(t, s)
+	must(t, s.Close())
+	db, err := bolt.Open(path, 0o600, nil)
+	must(t, err)
+	must(t, db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"console_sessions", "console_sessions_by_user"} {
+			if err := tx.DeleteBucket([]byte(name)); err != nil {
+				return fmt.Errorf("delete bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	}))
+	must(t, db.Close())
+
+	s, err = boltstore.Open(path)
+	must(t, err)
+	defer s.Close()
+	f.check(t, s)
+	ctx := t.Context()
+	x := idm.Session{IDHash: strings.Repeat("ab", 32), UserID: f.user.ID, Created: t0, LastSeen: t0, Expires: t0.Add(time.Hour)}
+	must(t, s.CreateSession(ctx, x))
+	got, err := s.FindSession(ctx, x.IDHash)
+	must(t, err)
+	equal(t, "session", x, got)
+	n, err := s.DeleteUserSessions(ctx, f.user.ID)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("DeleteUserSessions = %d, want 1", n)
+	}
+}

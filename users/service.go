@@ -469,6 +469,7 @@ func (s *Service) removeOnce(ctx context.Context, actor idm.User, id string) err
 		}
 		return fmt.Errorf("users: deleting user %s: %w", cur.ID, err)
 	}
+	s.endSessions(ctx, cur.ID)
 	if enabledAdmin(cur) && s.noAdminLeft(ctx) {
 		// Another process removed the other admin at the same time: put
 		// this one back (its tokens stay revoked).
@@ -481,6 +482,17 @@ func (s *Service) removeOnce(ctx context.Context, actor idm.User, id string) err
 		return idm.E(idm.ErrConflict, msgLastAdmin)
 	}
 	return nil
+}
+
+// endSessions removes the staff console sessions of a user whose tokens
+// were revoked or who was deleted. The console already refuses them (their
+// TokenVersion is no longer the user's), so this only keeps the records
+// from lingering until the janitor's purge: an error is logged, not
+// returned.
+func (s *Service) endSessions(ctx context.Context, userID string) {
+	if _, err := s.store.DeleteUserSessions(ctx, userID); err != nil {
+		s.log.ErrorContext(ctx, "users: deleting the console sessions of a revoked user", "user", userID, "err", err)
+	}
 }
 
 // keepsAnAdmin returns a 409 error unless there is more than one enabled
@@ -784,6 +796,7 @@ func (s *Service) applyOnce(ctx context.Context, actor idm.User, id string, in e
 			if err := s.store.DeleteResetTokens(ctx, cur.ID); err != nil {
 				s.log.ErrorContext(ctx, "users: deleting reset links after revoking the tokens", "user", cur.ID, "err", err)
 			}
+			s.endSessions(ctx, cur.ID)
 		}
 		if demotes && s.noAdminLeft(ctx) {
 			// Another process demoted the other admin at the same time:

@@ -35,6 +35,9 @@ type Store interface {
 	ReserveLoginAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (idm.LoginFailures, bool, error)
 	// DeleteResetTokens removes all password-reset tokens of a user.
 	DeleteResetTokens(ctx context.Context, userID string) error
+	// DeleteUserSessions removes all staff console sessions of a user (see
+	// [idm.SessionStore]).
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
 }
 
 // Passwords hashes and verifies passwords and applies the password policy.

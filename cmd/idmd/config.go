@@ -39,6 +39,9 @@ type config struct {
 	AuditKeyFile   string
 	AuditEvery     time.Duration // IDM_AUDIT_CHECKPOINT
 	TokenTTL       time.Duration
+	// ConsoleIdle is how long a staff console session lasts without a
+	// request (IDM_CONSOLE_IDLE).
+	ConsoleIdle    time.Duration
 	PublicURL      string
 	SMTPURL        string
 	MailFrom       string
@@ -205,6 +208,15 @@ func settings() []*setting {
 					return errors.New("must be a duration between 1m and 720h, such as 12h")
 				}
 				c.TokenTTL = d
+				return nil
+			})},
+		{env: "IDM_CONSOLE_IDLE", flag: "console-idle", def: "30m", usage: "how long a staff console session lasts without a request",
+			apply: one(func(c *config, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < time.Minute || d > 24*time.Hour {
+					return errors.New("must be a duration between 1m and 24h, such as 30m")
+				}
+				c.ConsoleIdle = d
 				return nil
 			})},
 		{env: "IDM_SMTP_URL", flag: "smtp-url", usage: "SMTP server for mail, e.g. smtp://user:pass@host:587 (unset: no mail)", secret: true,

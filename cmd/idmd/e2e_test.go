@@ -321,6 +321,7 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"bad duration", []string{"IDM_TOKEN_TTL=soon"}, nil, "invalid IDM_TOKEN_TTL (-token-ttl)"},
+		{"console idle too short", []string{"IDM_CONSOLE_IDLE=5s"}, nil, "invalid IDM_CONSOLE_IDLE (-console-idle)"},
 		{"flag wins over env", []string{"IDM_TOKEN_TTL=12h"}, []string{"-token-ttl", "soon"}, "invalid IDM_TOKEN_TTL (-token-ttl)"},
 		{"short secret", []string{"IDM_SECRET=too-short-a-secret"}, nil, "invalid IDM_SECRET (-secret)"},
 		{"known default secret", []string{"IDM_SECRET=super-duper-secret"}, nil, "invalid IDM_SECRET (-secret)"},

@@ -241,7 +241,7 @@ func serve(ctx context.Context, args []string, std stdio) int {
 	bg, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
 	defer func() { stopBackground(); background.Wait() }()
-	background.Go(func() { runJanitor(bg, store, log, janitorEvery, time.Now) })
+	background.Go(func() { runJanitor(bg, store, log, janitorEvery, cfg.ConsoleIdle, time.Now) })
 	// The audit log's tree follows the records, and is checkpointed; at
 	// start it takes up what was appended before a crash.
 	background.Go(func() { svc.audit.Run(bg) })

@@ -50,6 +50,7 @@ func areas() []area {
 		{"Audits", auditTests()},
 		{"AuditLog", auditLogTests()},
 		{"ResetTokens", resetTokenTests()},
+		{"Sessions", sessionTests()},
 		{"Keys", keyTests()},
 		{"Meta", metaTests()},
 		{"Revisions", revisionTests()},
