@@ -181,9 +181,12 @@ func (h *Handler) SessionAuth(next http.Handler) http.Handler {
 			idm.WriteError(w, r, h.log, err)
 			return
 		}
-		r2 := r.Clone(r.Context())
-		r2.Header.Set("Authorization", "Bearer "+token)
-		next.ServeHTTP(w, r2)
+		// The header is set on this very request (a copy of its header
+		// map), not on a clone: the host's request logging reads the
+		// route pattern the mux sets on it.
+		r.Header = r.Header.Clone()
+		r.Header.Set("Authorization", "Bearer "+token)
+		next.ServeHTTP(w, r)
 	})
 }
 

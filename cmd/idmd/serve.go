@@ -15,6 +15,7 @@ import (
 
 	"github.com/c3-pro/idm/auditlog"
 	"github.com/c3-pro/idm/auth"
+	"github.com/c3-pro/idm/console"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/resetflow"
 	"github.com/c3-pro/idm/users"
@@ -106,9 +107,22 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	apiH.Install(mux.Handle)
 	(&health{store: store, mail: mail, linkSecret: linkStatus, audit: audit, timeout: pingTimeout}).install(mux.Handle)
 
+	// The staff console calls this very mux in-process for every action,
+	// so the API's rules (roles, sites, validation, audit, throttling) are
+	// the console's.
+	consoleH, err := console.New(console.Config{
+		Store: store, API: mux, Tokens: authH, PublicURL: cfg.PublicURL, Idle: cfg.ConsoleIdle,
+		RequireTOTP: cfg.RequireTOTP, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	consoleH.Install(mux.Handle)
+
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
-	h := http.MaxBytesHandler(observe(refuseLargeBodies(mux, idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
+	// GET /link/{jti}/qr.png takes a console session as well as a token.
+	h := http.MaxBytesHandler(observe(refuseLargeBodies(consoleH.SessionAuth(mux), idm.DefaultMaxBodyBytes), log, m, time.Now), idm.DefaultMaxBodyBytes)
 	return &service{handler: h, metrics: metricsHandler(m.handler(), cfg.MetricsToken), reset: resetH, audit: audit}, nil
 }
 
