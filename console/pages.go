@@ -327,7 +327,7 @@ func formatUnix(n int64) string {
 // error message tied to it.
 type field struct {
 	ID, Name, Label, Type, Value, Autocomplete, Error string
-	Required                                        bool
+	Required                                          bool
 }
 
 // newField returns the field name of v's form.
