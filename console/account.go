@@ -84,7 +84,7 @@ func (h *Handler) changePassword(c *req) error {
 		return err
 	}
 	if res.OK() {
-		http.SetCookie(c.w, c.h.sessionCookie("", c.h.now()))
+		http.SetCookie(c.w, c.h.sessionCookie(""))
 		redirect(c.w, "../signin?done=password")
 		return nil
 	}

@@ -43,6 +43,8 @@ func TestSessionCookie(t *testing.T) {
 				t.Fatalf("no cookie: %q", raw)
 			case c.Name != tc.name, !c.HttpOnly, c.SameSite != http.SameSiteStrictMode, c.Path != "/", c.Secure != tc.secure, c.Domain != "":
 				t.Errorf("cookie %q: want name %s, HttpOnly, SameSite=Strict, Path=/, Secure=%v, no Domain", raw, tc.name, tc.secure)
+			case c.MaxAge != int(console.DefaultLifetime/time.Second):
+				t.Errorf("cookie %q: Max-Age is not the session lifetime", raw)
 			case len(c.Value) != 43: // 32 bytes, base64url without padding
 				t.Errorf("cookie value %q is not 256 bits", c.Value)
 			}

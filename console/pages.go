@@ -226,7 +226,7 @@ func (h *Handler) authed(fn func(c *req) error) http.Handler {
 		switch {
 		case errors.Is(err, errNoSession):
 			if h.cookieID(r) != "" {
-				http.SetCookie(w, h.sessionCookie("", time.Time{}))
+				http.SetCookie(w, h.sessionCookie(""))
 				redirect(w, root+"signin?done=ended")
 				return
 			}

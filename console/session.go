@@ -42,15 +42,16 @@ func hashID(id string) string {
 }
 
 // sessionCookie returns the session cookie of h carrying value, or one
-// that removes it when value is "".
-func (h *Handler) sessionCookie(value string, expires time.Time) *http.Cookie {
+// that removes it when value is "". The browser keeps it for the
+// session's lifetime (Max-Age, so that the browser's clock does not
+// matter); the server decides when the session has ended.
+func (h *Handler) sessionCookie(value string) *http.Cookie {
 	c := &http.Cookie{
 		Name: h.cookie, Value: value, Path: "/", HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(h.lifetime / time.Second),
 	}
 	if value == "" {
 		c.MaxAge = -1
-	} else {
-		c.Expires = expires.UTC()
 	}
 	return c
 }
@@ -149,7 +150,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, userID string, v
 	if err := h.store.CreateSession(ctx, s); err != nil {
 		return fmt.Errorf("console: creating a session: %w", err)
 	}
-	http.SetCookie(w, h.sessionCookie(id, s.Expires))
+	http.SetCookie(w, h.sessionCookie(id))
 	return nil
 }
 

@@ -3,7 +3,6 @@ package console
 import (
 	"encoding/json"
 	"net/http"
-	"time"
 )
 
 // msgOTPRequired is POST /auth's answer to the right password of a user
@@ -89,6 +88,6 @@ func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.SetCookie(w, h.sessionCookie("", time.Time{}))
+	http.SetCookie(w, h.sessionCookie(""))
 	redirect(w, "signin?done=signedout")
 }
