@@ -66,7 +66,10 @@ func newPage(t *testing.T, base string) *page {
 }
 
 // check runs axe-core on the page and takes its screenshots.
-func (p *page) check(name string) { p.t.Helper(); browsertest.CheckPage(p.t, p.ctx, p.axe, p.dir, name) }
+func (p *page) check(name string) {
+	p.t.Helper()
+	browsertest.CheckPage(p.t, p.ctx, p.axe, p.dir, name)
+}
 
 // open navigates to path and returns the final status.
 func (p *page) open(path string) int64 {
