@@ -1,13 +1,11 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
 	"fmt"
-	"image/png"
 	"strings"
 	"time"
 
@@ -16,11 +14,12 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/qrpng"
 )
 
 // The second factor: TOTP (RFC 6238) as authenticator apps use it, with
 // SHA-1, 6 digits and 30 s steps, through github.com/pquerna/otp; its QR
-// codes come from github.com/boombuler/barcode (through otp.Key.Image).
+// codes come from package qrpng, which also draws the enrolment links'.
 const (
 	// TOTPPeriod is the length of a time step.
 	TOTPPeriod = 30 * time.Second
@@ -29,8 +28,6 @@ const (
 	TOTPSkew = 1
 	// DefaultTOTPIssuer names the service in authenticator apps.
 	DefaultTOTPIssuer = "idm"
-	// totpQRSize is the width and height of the QR code PNG in pixels.
-	totpQRSize = 256
 	// recoveryCodeBytes is the entropy of a recovery code (80 bits).
 	recoveryCodeBytes = 10
 )
@@ -58,15 +55,14 @@ func NewTOTPKey(issuer, account string) (TOTPEnrolment, error) {
 	if err != nil {
 		return TOTPEnrolment{}, fmt.Errorf("auth: generating a TOTP key: %w", err)
 	}
-	img, err := key.Image(totpQRSize, totpQRSize)
+	// Level M with qrpng's default module size: an otpauth:// URI (about
+	// 100 bytes) makes a code of 41 modules, some 400 pixels with its quiet
+	// zone.
+	img, err := qrpng.Encode(key.URL())
 	if err != nil {
-		return TOTPEnrolment{}, fmt.Errorf("auth: rendering a TOTP QR code: %w", err)
+		return TOTPEnrolment{}, fmt.Errorf("auth: drawing a TOTP QR code: %w", err)
 	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		return TOTPEnrolment{}, fmt.Errorf("auth: encoding a TOTP QR code: %w", err)
-	}
-	return TOTPEnrolment{Secret: key.Secret(), URI: key.URL(), QRPNG: buf.Bytes()}, nil
+	return TOTPEnrolment{Secret: key.Secret(), URI: key.URL(), QRPNG: img}, nil
 }
 
 // TOTPStep returns the time step of t.

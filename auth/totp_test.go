@@ -1,10 +1,8 @@
 package auth_test
 
 import (
-	"bytes"
 	"encoding/base32"
 	"fmt"
-	"image/png"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/internal/qrtest"
 )
 
 // rfcSecret is the SHA-1 seed of RFC 6238 appendix B ("12345678901234567890"),
@@ -111,13 +110,14 @@ func TestNewTOTPKey(t *testing.T) {
 	assert.Equal(t, "/idm:ann@example.org", u.Path)
 	assert.Equal(t, auth.DefaultTOTPIssuer, u.Query().Get("issuer"))
 	assert.Equal(t, k.Secret, u.Query().Get("secret"))
-	img, err := png.Decode(bytes.NewReader(k.QRPNG))
+	code, err := qrtest.Decode(k.QRPNG)
 	require.NoError(t, err)
-	assert.Positive(t, img.Bounds().Dx())
+	assert.Equal(t, k.URI, code.Text, "the QR code holds the URI")
+	assert.Equal(t, "M", code.Level)
 	now := time.Now()
-	code, err := totp.GenerateCode(k.Secret, now)
+	otpCode, err := totp.GenerateCode(k.Secret, now)
 	require.NoError(t, err)
-	_, ok := auth.MatchTOTP(k.Secret, code, now, 0)
+	_, ok := auth.MatchTOTP(k.Secret, otpCode, now, 0)
 	assert.True(t, ok)
 	k2, err := auth.NewTOTPKey("Study X", "ann@example.org")
 	require.NoError(t, err)

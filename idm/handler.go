@@ -79,6 +79,10 @@ type Config struct {
 	// established (not revoked, not established, not expired): creating
 	// another is a 409. 0 means [DefaultMaxActiveLinks].
 	MaxActiveLinks int
+	// QRCode draws text as a PNG image of a QR code, for
+	// GET /link/{jti}/qr.png (package qrpng's Encode, at error correction
+	// level M or better, with a quiet zone). Required.
+	QRCode func(text string) ([]byte, error)
 }
 
 // DefaultSiteCode is the default of [Config.DefaultSite].
@@ -104,6 +108,7 @@ type Handler struct {
 	linkTTL time.Duration
 	// maxLinks is Config.MaxActiveLinks with its default.
 	maxLinks int
+	qrCode   func(text string) ([]byte, error)
 	// site is Config.DefaultSite with its default.
 	site   string
 	mux    *Mux
@@ -119,6 +124,8 @@ func NewHandler(c Config) (*Handler, error) {
 		return nil, errors.New("idm: NewHandler: Config.LinkTokens is required")
 	case c.Authenticate == nil:
 		return nil, errors.New("idm: NewHandler: Config.Authenticate is required (the staff-token middleware)")
+	case c.QRCode == nil:
+		return nil, errors.New("idm: NewHandler: Config.QRCode is required (package qrpng's Encode draws link QR codes)")
 	case c.MaxBodyBytes < 0:
 		return nil, fmt.Errorf("idm: NewHandler: Config.MaxBodyBytes is negative (%d)", c.MaxBodyBytes)
 	case c.LinkTTL < 0:
@@ -137,6 +144,7 @@ func NewHandler(c Config) (*Handler, error) {
 		maxBody:  c.MaxBodyBytes,
 		linkTTL:  c.LinkTTL,
 		maxLinks: c.MaxActiveLinks,
+		qrCode:   c.QRCode,
 		mux:      NewMux(),
 	}
 	if h.site = c.DefaultSite; h.site == "" {
@@ -194,7 +202,8 @@ func (h *Handler) Install(handle func(pattern string, h http.Handler)) {
 	handle("GET /link/{jti}", staff(needs(ReadSubjects, h.getLink)))
 	handle("PUT /link/{jti}", changes(needs(WriteSubjects, h.updateLink)))
 	handle("DELETE /link/{jti}", changes(needs(WriteSubjects, h.revokeLink)))
-	handle("GET /link/{jti}/jwt", changes(needs(WriteSubjects, h.linkJWT))) // the first call mints the JWT
+	handle("GET /link/{jti}/jwt", changes(needs(WriteSubjects, h.linkJWT)))   // the first call mints the JWT
+	handle("GET /link/{jti}/qr.png", changes(needs(WriteSubjects, h.linkQR))) // the same JWT, as a QR code
 	handle("GET /audit", staff(needs(ReadAllAudits, h.listAudits)))
 	handle("POST /establish", h.serve(func(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := detached(r.Context())

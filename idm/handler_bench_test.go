@@ -54,7 +54,7 @@ func benchListSubjects(b *testing.B, store idm.HandlerStore) {
 			}
 		}
 	}
-	h, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: &hmacLinkTokens{secret: []byte("bench")}, Authenticate: testAuth().Require})
+	h, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: &hmacLinkTokens{secret: []byte("bench")}, Authenticate: testAuth().Require, QRCode: qrCode})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
 	"github.com/c3-pro/idm/internal/testclock"
+	"github.com/c3-pro/idm/qrpng"
 )
 
 // Test principals and their tokens.
@@ -100,6 +101,7 @@ func newTestEnvOn(t testing.TB, store idm.Store, configure ...func(*envConfig)) 
 		LinkTokens:   e.tokens,
 		Authenticate: testAuth().Require,
 		Now:          c.clock.Now,
+		QRCode:       qrCode,
 	}
 	for _, f := range configure {
 		f(&c)
@@ -399,3 +401,6 @@ func (e *testEnv) state(t testing.TB) string {
 	}
 	return string(b)
 }
+
+// qrCode is the QR encoder the test handlers use: idmd's.
+func qrCode(text string) ([]byte, error) { return qrpng.Encode(text) }

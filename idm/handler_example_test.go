@@ -14,6 +14,7 @@ import (
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
+	"github.com/c3-pro/idm/qrpng"
 )
 
 // ExampleNewHandler wires the IDM API with package auth (staff tokens and
@@ -46,6 +47,7 @@ func ExampleNewHandler() {
 		LinkTokens:   authH.LinkTokens(),
 		Authenticate: authH.Require, // staff routes only; POST /establish takes a link JWT
 		Now:          now,
+		QRCode:       func(text string) ([]byte, error) { return qrpng.Encode(text) },
 	})
 	if err != nil {
 		log.Fatal(err)

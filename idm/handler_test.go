@@ -139,6 +139,11 @@ func TestAPI(t *testing.T) {
 		{name: "LinkJWTMigrated", method: "GET", target: "/link/{migrated}/jwt", principal: "staff", want: 409, wantMessage: "this link's token was issued before the migration and cannot be shown again; create a new link"},
 		{name: "LinkJWTUnknown", method: "GET", target: "/link/0123456789abcdef01234567/jwt", principal: "staff", want: 404, wantMessage: "Not Found"},
 		{name: "LinkJWTNoToken", method: "GET", target: "/link/{fresh}/jwt", want: 401, wantMessage: "Authorization Required"},
+		{name: "LinkQRMint", method: "GET", target: "/link/{fresh}/qr.png", principal: "staff", header: []string{"Accept", "image/png"}, want: 200},
+		{name: "LinkQRAgain", method: "GET", target: "/link/{minted}/qr.png", principal: "staff", want: 200},
+		{name: "LinkQRRevoked", method: "GET", target: "/link/{revoked}/qr.png", principal: "staff", want: 409, wantMessage: "this link has been revoked"},
+		{name: "LinkQRUnknown", method: "GET", target: "/link/0123456789abcdef01234567/qr.png", principal: "staff", want: 404, wantMessage: "Not Found"},
+		{name: "LinkQRNoToken", method: "GET", target: "/link/{fresh}/qr.png", want: 401, wantMessage: "Authorization Required"},
 
 		// POST /establish.
 		{name: "Establish", method: "POST", target: "/establish", header: []string{"Authorization", "Bearer {jwt:minted}"}, body: patientJSON("P-123"), want: 204},
@@ -255,7 +260,7 @@ type apiCase struct {
 // changesNothing reports whether the case must leave the stored data as it
 // is: error answers, and reads (GETs other than the JWT mint).
 func (c apiCase) changesNothing() bool {
-	return c.want >= 400 || (c.method == "GET" && !strings.HasSuffix(c.target, "/jwt"))
+	return c.want >= 400 || (c.method == "GET" && !strings.HasSuffix(c.target, "/jwt") && !strings.HasSuffix(c.target, "/qr.png"))
 }
 
 // TestNewHandlerValidates checks that NewHandler refuses incomplete
@@ -263,7 +268,7 @@ func (c apiCase) changesNothing() bool {
 func TestNewHandlerValidates(t *testing.T) {
 	env := newTestEnv(t)
 	full := func() idm.Config {
-		return idm.Config{Store: env.store, LinkTokens: env.tokens, Authenticate: testAuth().Require}
+		return idm.Config{Store: env.store, LinkTokens: env.tokens, Authenticate: testAuth().Require, QRCode: qrCode}
 	}
 	tests := []struct {
 		name   string
@@ -272,6 +277,7 @@ func TestNewHandlerValidates(t *testing.T) {
 		{"NoStore", func(c *idm.Config) { c.Store = nil }},
 		{"NoLinkTokens", func(c *idm.Config) { c.LinkTokens = nil }},
 		{"NoAuthenticate", func(c *idm.Config) { c.Authenticate = nil }},
+		{"NoQRCode", func(c *idm.Config) { c.QRCode = nil }},
 		{"NegativeBodyLimit", func(c *idm.Config) { c.MaxBodyBytes = -1 }},
 		{"NegativeLinkTTL", func(c *idm.Config) { c.LinkTTL = -1 }},
 	}
@@ -299,7 +305,7 @@ func TestStaffRoutesFailClosed(t *testing.T) {
 		{"POST", "/subject"}, {"GET", "/subject"}, {"GET", "/subject/S-1"}, {"PUT", "/subject/S-1"},
 		{"POST", "/subject/S-1/links"}, {"GET", "/subject/S-1/links"}, {"GET", "/subject/S-1/audits"},
 		{"GET", "/link/0123456789abcdef01234567"}, {"PUT", "/link/0123456789abcdef01234567"},
-		{"DELETE", "/link/0123456789abcdef01234567"}, {"GET", "/link/0123456789abcdef01234567/jwt"},
+		{"DELETE", "/link/0123456789abcdef01234567"}, {"GET", "/link/0123456789abcdef01234567/jwt"}, {"GET", "/link/0123456789abcdef01234567/qr.png"},
 		{"GET", "/audit"},
 	} {
 		t.Run(rt.method+rt.target, func(t *testing.T) {
@@ -332,7 +338,7 @@ func TestStaffRoutesFailClosed(t *testing.T) {
 // the same behaviour, under a path prefix.
 func TestInstall(t *testing.T) {
 	env := newTestEnv(t)
-	h, err := idm.NewHandler(idm.Config{Store: env.store, LinkTokens: env.tokens, Authenticate: testAuth().Require})
+	h, err := idm.NewHandler(idm.Config{Store: env.store, LinkTokens: env.tokens, Authenticate: testAuth().Require, QRCode: qrCode})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -376,15 +377,47 @@ func (h *Handler) revokeLink(w http.ResponseWriter, r *http.Request, p *Principa
 	return nil
 }
 
-// linkJWT serves GET /link/{jti}/jwt: the link's JWT as application/jwt.
-// The first call mints it (exp = now + LinkTTL); later calls return the
-// same token while it is valid. An expired token is replaced by a new one
-// unless the link is established or revoked. Of concurrent first calls one
-// stores its token and the others, finding it on their retry, answer with
-// it (their own audit records get compensating ones).
+// linkJWT serves GET /link/{jti}/jwt: the link's JWT as application/jwt
+// (see mintLinkJWT).
 func (h *Handler) linkJWT(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	ctx := r.Context()
-	jti := r.PathValue("jti")
+	token, err := h.mintLinkJWT(r.Context(), p, r.PathValue("jti"))
+	if err != nil {
+		return err
+	}
+	writeJWT(w, token)
+	return nil
+}
+
+// linkQR serves GET /link/{jti}/qr.png: the link's JWT, exactly as
+// GET /link/{jti}/jwt serves it (and minted the same way, with the same
+// audit record), drawn as a QR code by [Config.QRCode].
+func (h *Handler) linkQR(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	token, err := h.mintLinkJWT(r.Context(), p, r.PathValue("jti"))
+	if err != nil {
+		return err
+	}
+	img, err := h.qrCode(token)
+	if err != nil {
+		// The token is ours and fits easily: a failure is the server's.
+		return fmt.Errorf("draw the QR code of link %s: %w", clip(r.PathValue("jti")), err)
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "image/png")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Length", strconv.Itoa(len(img)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(img)
+	return nil
+}
+
+// mintLinkJWT returns the JWT of the link jti that p may see. The first call
+// mints it (exp = now + LinkTTL); later calls return the same token while it
+// is valid. An expired token is replaced by a new one unless the link is
+// established or revoked. Of concurrent first calls one stores its token
+// and the others, finding it on their retry, answer with it (their own
+// audit records get compensating ones).
+func (h *Handler) mintLinkJWT(ctx context.Context, p *Principal, jti string) (string, error) {
 	var serve string
 	err := h.commit(ctx, p, DocLink, h.clock(), func(now time.Time) (change, error) {
 		l, err := h.visibleLink(ctx, p, jti)
@@ -442,10 +475,9 @@ func (h *Handler) linkJWT(w http.ResponseWriter, r *http.Request, p *Principal) 
 		}, nil
 	})
 	if err != nil {
-		return notFound(fmt.Errorf("store link token: %w", err))
+		return "", notFound(fmt.Errorf("store link token: %w", err))
 	}
-	writeJWT(w, serve)
-	return nil
+	return serve, nil
 }
 
 // valid reports whether the link has a stored JWT that has not expired at

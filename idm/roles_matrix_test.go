@@ -146,6 +146,7 @@ func TestRoleEndpointSiteMatrix(t *testing.T) {
 					{"create link", "POST", "/subject/%s/links", "", "write", 201},
 					{"change link", "PUT", "/link/%l", `{"withdrawn_on":"2024-02-01"}`, "write", 204},
 					{"link JWT", "GET", "/link/%l/jwt", "", "write", 200},
+					{"link QR code", "GET", "/link/%l/qr.png", "", "write", 200},
 					{"revoke link", "DELETE", "/link/%2", "", "write", 204},
 					{"audit log", "GET", "/audit", "", "allAudit", 200},
 					{"users", "GET", "/user", "", "users", 200},
@@ -286,6 +287,7 @@ func TestAnotherSiteIsLikeUnknown(t *testing.T) {
 				{"POST", "/subject/B-1/links", "/subject/NOPE/links", ""},
 				{"GET", "/link/" + link, "/link/" + unknownLink, ""},
 				{"GET", "/link/" + link + "/jwt", "/link/" + unknownLink + "/jwt", ""},
+				{"GET", "/link/" + link + "/qr.png", "/link/" + unknownLink + "/qr.png", ""},
 				{"PUT", "/link/" + link, "/link/" + unknownLink, `{"withdrawn_on":"2024-02-01"}`},
 				{"DELETE", "/link/" + link, "/link/" + unknownLink, ""},
 			} {
@@ -298,7 +300,7 @@ func TestAnotherSiteIsLikeUnknown(t *testing.T) {
 						hidden.status, hidden.body, headerNames(hidden.header), unknown.status, unknown.body, headerNames(unknown.header))
 				}
 				mayUse := role == "coordinatorA" || strings.HasSuffix(c.hidden, "/audits") ||
-					role == "monitorA" && c.method == "GET" && !strings.HasSuffix(c.hidden, "/jwt")
+					role == "monitorA" && c.method == "GET" && !strings.HasSuffix(c.hidden, "/jwt") && !strings.HasSuffix(c.hidden, "/qr.png")
 				if mayUse {
 					if hidden.status != http.StatusNotFound {
 						t.Errorf("%s %s %s: status %d, want 404", role, c.method, c.hidden, hidden.status)

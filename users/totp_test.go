@@ -1,10 +1,8 @@
 package users_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
-	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +20,7 @@ import (
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
+	"github.com/c3-pro/idm/internal/qrtest"
 	"github.com/c3-pro/idm/internal/testclock"
 	"github.com/c3-pro/idm/users"
 )
@@ -174,8 +173,9 @@ func TestTOTPEnrolConfirmAndLogin(t *testing.T) {
 		assert.Equal(t, "idm", u.Query().Get("issuer"))
 		pngBytes, err := base64.StdEncoding.DecodeString(en.Data.QRPNG)
 		require.NoError(t, err)
-		_, err = png.Decode(bytes.NewReader(pngBytes))
-		require.NoError(t, err, "qr_png is a PNG")
+		code, err := qrtest.Decode(pngBytes)
+		require.NoError(t, err, "qr_png is a PNG of a QR code")
+		assert.Equal(t, en.Data.URI, code.Text, "the QR code holds the URI")
 
 		// A new POST replaces the pending enrolment.
 		res = e.do(request{method: "POST", path: "/user/me/totp", token: ann.token})

@@ -17,6 +17,7 @@ import (
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/console"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/qrpng"
 	"github.com/c3-pro/idm/resetflow"
 	"github.com/c3-pro/idm/users"
 )
@@ -86,6 +87,7 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	apiH, err := idm.NewHandler(idm.Config{
 		Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log,
 		MaxActiveLinks: cfg.MaxLinks, DefaultSite: cfg.DefaultSite,
+		QRCode: func(text string) ([]byte, error) { return qrpng.Encode(text) },
 	})
 	if err != nil {
 		return nil, err

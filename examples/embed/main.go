@@ -18,6 +18,7 @@ import (
 	"github.com/c3-pro/idm/auth"
 	"github.com/c3-pro/idm/boltstore"
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/qrpng"
 	"github.com/c3-pro/idm/users"
 )
 
@@ -60,7 +61,8 @@ func newApp(ctx context.Context, store idm.Store, log *slog.Logger) (http.Handle
 	if err != nil {
 		return nil, err
 	}
-	apiH, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log})
+	apiH, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require, Logger: log,
+		QRCode: func(text string) ([]byte, error) { return qrpng.Encode(text) }})
 	if err != nil {
 		return nil, err
 	}
