@@ -1,10 +1,8 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,12 +15,11 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/pquerna/otp/totp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/c3-pro/idm/internal/browsertest"
+	"github.com/c3-pro/idm/internal/qrtest"
 	"github.com/c3-pro/idm/internal/smtptest"
 )
 
@@ -180,18 +177,6 @@ func withCookie(t *testing.T, c *http.Cookie, method, url string, form url.Value
 	return resp.StatusCode, b, resp.Header
 }
 
-// decodeQR reads the text of the QR code in a PNG.
-func decodeQR(t *testing.T, b []byte) string {
-	t.Helper()
-	img, err := png.Decode(bytes.NewReader(b))
-	require.NoError(t, err)
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	require.NoError(t, err)
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	require.NoError(t, err)
-	return res.GetText()
-}
-
 // TestConsoleCoordinatorMonitorBrowser walks the study team's main flow in
 // a real Chromium over an idmd process: a coordinator signs in, creates a
 // subject (the API's validation message shows next to its field), records
@@ -252,7 +237,10 @@ func TestConsoleCoordinatorMonitorBrowser(t *testing.T) {
 	status, img, hdr := withCookie(t, cookie, "GET", base+"/link/"+jti+"/qr.png", nil)
 	require.Equal(t, http.StatusOK, status, "%s", img)
 	require.Equal(t, "image/png", hdr.Get("Content-Type"))
-	token := decodeQR(t, img)
+	code, err := qrtest.Decode(img)
+	require.NoError(t, err)
+	require.Equal(t, "M", code.Level)
+	token := code.Text
 	r := call(t, "GET", base+"/link/"+jti+"/jwt", login(t, base, "coord@example.org", adminPass), "")
 	require.Equal(t, string(r.body), token, "the QR code holds the link's JWT")
 	status, _, _ = withCookie(t, &http.Cookie{Name: cookie.Name, Value: "x" + cookie.Value[1:]}, "GET", base+"/link/"+jti+"/qr.png", nil)
