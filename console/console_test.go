@@ -464,3 +464,27 @@ func TestSubjectFormShowsAPIMessagesByField(t *testing.T) {
 		})
 	}
 }
+
+// TestSubjectListSortLinks checks the column headers' links: ascending
+// first, descending when the list is sorted ascending by that column.
+func TestSubjectListSortLinks(t *testing.T) {
+	e := newEnv(t, memstore.New())
+	e.addUser("coord@example.org", idm.RoleCoordinator, idm.AllSites)
+	b := e.signIn("coord@example.org")
+	for _, s := range []string{"S-1", "S-2"} {
+		if p := b.do("POST", "/console/subjects/new", url.Values{"sssid": {s}, "name": {"N " + s}, "bday": {"1980-01-02"}}); p.status != http.StatusSeeOther {
+			t.Fatalf("create %s: %d", s, p.status)
+		}
+	}
+	p := b.do("GET", "/console/subjects", nil)
+	if !strings.Contains(p.body, `href="./subjects?orderdir=asc&amp;ordercol=name"`) && !strings.Contains(p.body, `href="./subjects?ordercol=name&amp;orderdir=asc"`) {
+		t.Errorf("unsorted list: the name header does not sort ascending:\n%s", p.body)
+	}
+	p = b.do("GET", "/console/subjects?ordercol=name&orderdir=asc", nil)
+	if !strings.Contains(p.body, `ordercol=name&amp;orderdir=desc`) || !strings.Contains(p.body, `aria-sort="ascending"`) {
+		t.Errorf("sorted by name ascending: the header does not offer descending")
+	}
+	if !strings.Contains(p.body, `ordercol=sssid&amp;orderdir=asc`) {
+		t.Errorf("sorted by name: the SSSID header does not sort ascending")
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/c3-pro/idm/console"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/idm/memstore"
+	"github.com/c3-pro/idm/qrpng"
 	"github.com/c3-pro/idm/users"
 )
 
@@ -136,7 +137,8 @@ func newEnv(t *testing.T, store idm.Store, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiH, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require})
+	apiH, err := idm.NewHandler(idm.Config{Store: store, LinkTokens: authH.LinkTokens(), Authenticate: authH.Require,
+		QRCode: func(text string) ([]byte, error) { return qrpng.Encode(text) }})
 	if err != nil {
 		t.Fatal(err)
 	}

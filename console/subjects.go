@@ -107,16 +107,14 @@ func (q listQuery) values() url.Values {
 // sortLink returns the query of the list sorted by col: ascending, or
 // descending when it is sorted ascending by col already.
 func sortLink(q listQuery, col string) string {
-	q.OrderCol, q.Page = col, 0
-	if q.OrderDir != "desc" && currentCol(q, col) {
+	if q.OrderCol == col && q.OrderDir != "desc" {
 		q.OrderDir = "desc"
 	} else {
 		q.OrderDir = "asc"
 	}
+	q.OrderCol, q.Page = col, 0
 	return "subjects?" + q.values().Encode()
 }
-
-func currentCol(q listQuery, col string) bool { return q.OrderCol == col }
 
 // subjectList is the data of the subject list page.
 type subjectList struct {
