@@ -42,6 +42,8 @@ type Store interface {
 	FindSession(ctx context.Context, idHash string) (idm.Session, error)
 	TouchSession(ctx context.Context, idHash string, at time.Time) error
 	DeleteSession(ctx context.Context, idHash string) error
+	// AppendAudit records sign-outs (sign-ins are POST /auth's).
+	AppendAudit(ctx context.Context, e idm.AuditEvent) error
 }
 
 var _ Store = idm.Store(nil)
@@ -101,6 +103,8 @@ type Handler struct {
 	now         func() time.Time
 	log         *slog.Logger
 
+	audits *idm.AuditWriter
+
 	cop   *http.CrossOriginProtection
 	pages map[string]*template.Template
 	style []byte
@@ -139,6 +143,7 @@ func New(c Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.audits = idm.NewAuditWriter(c.Store, h.now, h.log)
 	h.cookie = "idm_console"
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

@@ -177,6 +177,10 @@ func TestSessionEnds(t *testing.T) {
 				e.t.Fatalf("sign-out: %d, cookie %v", p.status, b.cookie)
 			}
 			b.cookie = old
+			events, _, err := e.store.ListAudits(e.t.Context(), idm.AuditFilter{Actor: u.Username, Limit: 100})
+			if err != nil || len(events) == 0 || events[len(events)-1].Action != "console sign-out" && events[0].Action != "console sign-out" {
+				e.t.Errorf("the sign-out is not audited: %+v %v", events, err)
+			}
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -486,5 +490,27 @@ func TestSubjectListSortLinks(t *testing.T) {
 	}
 	if !strings.Contains(p.body, `ordercol=sssid&amp;orderdir=asc`) {
 		t.Errorf("sorted by name: the SSSID header does not sort ascending")
+	}
+}
+
+// TestRequireTOTPSendsToAccount checks that with a second factor required
+// (IDM_REQUIRE_TOTP), a user without one is sent from every page to the
+// account page, which offers the enrolment.
+func TestRequireTOTPSendsToAccount(t *testing.T) {
+	e := newEnv(t, memstore.New(), func(c *console.Config) { c.RequireTOTP = true })
+	e.addUser("coord@example.org", idm.RoleCoordinator, idm.AllSites)
+	b := e.signIn("coord@example.org")
+	for _, path := range []string{"/console/", "/console/subjects", "/console/subjects/new"} {
+		p := b.do("GET", path, nil)
+		if p.status != http.StatusSeeOther || !strings.HasSuffix(p.header.Get("Location"), "account") {
+			t.Errorf("GET %s: %d %s, want a redirect to the account page", path, p.status, p.header.Get("Location"))
+		}
+	}
+	p := b.do("GET", "/console/account", nil)
+	if p.status != 200 || !strings.Contains(p.body, "requires a second factor") || !strings.Contains(p.body, `id="start-totp"`) {
+		t.Errorf("account page: %d", p.status)
+	}
+	if p := b.do("POST", "/console/account/totp", url.Values{}); p.status != 200 || !strings.Contains(p.body, `id="totp-secret"`) {
+		t.Errorf("starting the enrolment: %d", p.status)
 	}
 }

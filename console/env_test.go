@@ -129,7 +129,11 @@ func newEnv(t *testing.T, store idm.Store, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authH, err := auth.New(auth.Config{Store: store, Keys: keys, Passwords: pw, RateLimit: rate.Inf})
+	var opt console.Config
+	for _, o := range opts {
+		o(&opt)
+	}
+	authH, err := auth.New(auth.Config{Store: store, Keys: keys, Passwords: pw, RateLimit: rate.Inf, RequireTOTP: opt.RequireTOTP})
 	if err != nil {
 		t.Fatal(err)
 	}

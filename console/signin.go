@@ -2,7 +2,10 @@ package console
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+
+	"github.com/c3-pro/idm/idm"
 )
 
 // msgOTPRequired is POST /auth's answer to the right password of a user
@@ -82,6 +85,11 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 // (so it has ended everywhere) and its cookie removed.
 func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 	if id := h.cookieID(r); id != "" {
+		if err := h.auditSignOut(r, hashID(id)); err != nil {
+			h.log.ErrorContext(r.Context(), "console sign-out", "err", err)
+			h.fail(w, r, http.StatusServiceUnavailable, "The service is unavailable just now; you are not signed out yet. Try again shortly.")
+			return
+		}
 		if err := h.store.DeleteSession(r.Context(), hashID(id)); err != nil {
 			h.log.ErrorContext(r.Context(), "console sign-out", "err", err)
 			h.fail(w, r, http.StatusServiceUnavailable, "The service is unavailable just now; you are not signed out yet. Try again shortly.")
@@ -90,4 +98,24 @@ func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, h.sessionCookie(""))
 	redirect(w, "signin?done=signedout")
+}
+
+// auditSignOut records the sign-out of the session stored under hash, if
+// there is one, before it is deleted (a change is never without its
+// record).
+func (h *Handler) auditSignOut(r *http.Request, hash string) error {
+	ctx := r.Context()
+	s, err := h.store.FindSession(ctx, hash)
+	switch {
+	case errors.Is(err, idm.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	e := idm.AuditEvent{DocType: idm.DocAuth, Document: s.UserID, ActorID: s.UserID, Action: "console sign-out"}
+	if u, err := h.store.FindUserByID(ctx, s.UserID); err == nil {
+		e.Actor = u.Username
+	}
+	_, err = h.audits.Append(ctx, e)
+	return err
 }
