@@ -62,9 +62,16 @@ func newPage(t *testing.T, base string) *page {
 	return &page{t: t, ctx: ctx, base: base, axe: axe, dir: browsertest.ArtifactDir(t)}
 }
 
-// check runs axe-core on the page and takes its screenshots.
+// check runs axe-core on the page and takes its screenshots, and checks
+// that the page holds no token (a JWT starts with "eyJ") and no password
+// hash.
 func (p *page) check(name string) {
 	p.t.Helper()
+	html, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+	require.NoError(p.t, err)
+	for _, secret := range []string{"eyJ", "$2a$", "$2b$", "$idm"} {
+		require.NotContains(p.t, html, secret, "page %s", name)
+	}
 	browsertest.CheckPage(p.t, p.ctx, p.axe, p.dir, name)
 }
 
