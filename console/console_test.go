@@ -514,3 +514,20 @@ func TestRequireTOTPSendsToAccount(t *testing.T) {
 		t.Errorf("starting the enrolment: %d", p.status)
 	}
 }
+
+// TestInviteWithoutMail checks that an invitation the API refuses (no
+// mail configured) says why on the users page, and that a bad username's
+// message goes next to its field.
+func TestInviteWithoutMail(t *testing.T) {
+	e := newEnv(t, memstore.New())
+	e.addUser("admin@example.org", idm.RoleAdmin)
+	b := e.signIn("admin@example.org")
+	p := b.do("POST", "/console/users", url.Values{"username": {"new@example.org"}, "role": {"monitor"}, "sites": {"A"}})
+	if p.status != http.StatusBadRequest || !strings.Contains(p.body, "no mail is configured") || !strings.Contains(p.body, `id="form-error"`) {
+		t.Errorf("invite without mail: %d\n%s", p.status, p.body)
+	}
+	p = b.do("POST", "/console/users", url.Values{"username": {"not an email"}, "role": {"monitor"}, "sites": {"A"}, "password": {"x"}})
+	if p.status != http.StatusBadRequest {
+		t.Errorf("invite of a bad username: %d", p.status)
+	}
+}

@@ -133,10 +133,6 @@ func (h *Handler) invite(c *req) error {
 	v := c.view("Users", "users")
 	v.Form = f
 	v.Errors, v.Error = fieldErrors(res.Message(), []string{"username", "role", "sites"})
-	if len(v.Errors) == 0 {
-		v.Errors = map[string]string{"username": v.Error}
-		v.Error = ""
-	}
 	return c.showUsers(res.Status, v, "")
 }
 
