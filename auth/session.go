@@ -37,7 +37,3 @@ func PrincipalOf(u idm.User) *idm.Principal {
 	return &idm.Principal{UserID: u.ID, Username: u.Username, Admin: role == idm.RoleAdmin, Role: role, Sites: sites,
 		TokenVersion: u.TokenVersion, TOTP: u.TOTP.Active}
 }
-
-// RequiresTOTP reports whether users without an active second factor are
-// kept to enrolling one ([Config.RequireTOTP]).
-func (h *Handler) RequiresTOTP() bool { return h.requireTOTP }
