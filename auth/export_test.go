@@ -12,10 +12,6 @@ import (
 // tests can count password checks or hold them. Call it before p is used.
 func SetRunHook(p *Passwords, f func()) { p.onRun = f }
 
-// VerifyToken checks a staff token as [Handler.Require] does, without
-// looking up the user.
-func (h *Handler) VerifyToken(token string) (StaffClaims, error) { return h.verifyToken(token) }
-
 // Unlock clears the login throttling of the account username.
 func (h *Handler) Unlock(ctx context.Context, username string) error { return h.unlock(ctx, username) }
 

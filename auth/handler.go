@@ -281,14 +281,6 @@ func (h *Handler) AddressLimiter() *AddressLimiter { return h.limiter }
 // passes as a link token.
 func (h *Handler) LinkTokens() idm.LinkTokens { return h.tokens }
 
-// verifyToken checks a staff token's signature, algorithm, key ID, issuer,
-// audience, expiry, not-before and shape, and returns its claims. It does
-// not look up the user; [Handler.Authenticate] does. Every failure wraps
-// idm.ErrUnauthorized with the message "Invalid token".
-func (h *Handler) verifyToken(token string) (StaffClaims, error) {
-	return h.tokens.verifyStaff(token)
-}
-
 // unlock clears the login throttling of the account username, as an admin's
 // "unlock" does. The caller writes the audit record of the change.
 func (h *Handler) unlock(ctx context.Context, username string) error {

@@ -88,9 +88,7 @@ func (h *Handler) Authenticate(r *http.Request) (*idm.Principal, error) {
 	case u.TokenVersion != c.Version:
 		return nil, idm.E(idm.ErrUnauthorized, "Invalid token")
 	}
-	role, sites := u.Access()
-	return &idm.Principal{UserID: u.ID, Username: u.Username, Admin: role == idm.RoleAdmin, Role: role, Sites: sites,
-		TokenVersion: u.TokenVersion, TOTP: u.TOTP.Active}, nil
+	return PrincipalOf(u), nil
 }
 
 // bearerToken extracts the token from the Authorization header.

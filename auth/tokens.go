@@ -328,12 +328,17 @@ func sign(keys *KeySet, claims jwt.Claims) (string, *Key, error) {
 
 // issueStaff signs a staff token for u.
 func (t *tokens) issueStaff(u idm.User) (string, StaffClaims, error) {
+	return t.issueStaffTTL(u, t.ttl)
+}
+
+// issueStaffTTL signs a staff token for u that is valid for ttl.
+func (t *tokens) issueStaffTTL(u idm.User, ttl time.Duration) (string, StaffClaims, error) {
 	if !idm.ValidID(u.ID) {
 		return "", StaffClaims{}, fmt.Errorf("auth: user ID %q is not valid", u.ID)
 	}
 	now := t.now()
 	iat := newNumericDate(now)
-	exp := newNumericDate(now.Add(t.ttl))
+	exp := newNumericDate(now.Add(ttl))
 	ver := u.TokenVersion
 	c := &staffClaims{
 		Subject: u.ID, Identity: u.ID, Issuer: t.issuer, Audience: audience{t.audience},

@@ -257,6 +257,13 @@ func TestListsHoldOnlyVisibleSubjects(t *testing.T) {
 			{"coordinatorA", "?perpage=1&offset=1", []string{"A-2"}},
 			{"coordinatorAll", "", []string{"A-1", "A-2", "B-1", "C-1"}},
 			{"admin", "?search=-1", []string{"A-1", "B-1", "C-1"}},
+			// ?site= narrows the list to one of the caller's sites; a site
+			// the caller does not see lists nothing.
+			{"admin", "?site=B", []string{"B-1"}},
+			{"coordinatorAll", "?site=C&search=c", []string{"C-1"}},
+			{"coordinatorA", "?site=A", []string{"A-1", "A-2"}},
+			{"coordinatorA", "?site=B", nil},
+			{"monitorA", "?site=Z", nil},
 		} {
 			var page struct {
 				Data []struct {
@@ -283,6 +290,17 @@ func TestListsHoldOnlyVisibleSubjects(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSubjectListSiteParameter checks that GET /subject refuses a site
+// query parameter that is not a site code.
+func TestSubjectListSiteParameter(t *testing.T) {
+	m := newMatrixEnv(t, memstore.New())
+	for _, q := range []string{"?site=a%20b", "?site=A&site=B", "?site=" + strings.Repeat("x", idm.MaxSiteLen+1)} {
+		if r := m.as(t, "admin", "GET", "/subject"+q, ""); r.status != http.StatusBadRequest {
+			t.Errorf("GET /subject%s: %d %s, want 400", q, r.status, r.body)
+		}
+	}
 }
 
 // TestAnotherSiteIsLikeUnknown checks that a subject, its links, link JWT

@@ -548,6 +548,21 @@ func (h *Handler) listSubjects(w http.ResponseWriter, r *http.Request, p *Princi
 	if f.Search, err = q.str("search", MaxStringLen); err != nil {
 		return err
 	}
+	// "site" narrows the list to one of the caller's sites; another site
+	// lists nothing, as if it had no subjects.
+	site, err := q.get("site")
+	if err != nil {
+		return err
+	}
+	if site != "" {
+		if !ValidSite(site) {
+			return E(ErrInvalid, fmt.Sprintf("query parameter \"site\" must be a site code (1 to %d characters of A-Z, a-z, 0-9, _ and -), not %q", MaxSiteLen, clip(site)))
+		}
+		f.Sites = []string{}
+		if p.SeesSite(site) {
+			f.Sites = []string{site}
+		}
+	}
 	// "status" is accepted and ignored (the frontend may send it).
 	if _, err := q.get("status"); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/c3-pro/idm/console"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/resetflow"
 )
@@ -29,9 +30,10 @@ type health struct {
 }
 
 func (h *health) install(handle func(pattern string, h http.Handler)) {
-	handle("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// A browser (Accept: text/html) is sent to the staff console.
+	handle("GET /{$}", console.RedirectBrowsers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		idm.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	}))
+	})))
 	handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		idm.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/c3-pro/idm/auditlog"
 	"github.com/c3-pro/idm/auth"
+	"github.com/c3-pro/idm/console"
 	"github.com/c3-pro/idm/idm"
 	"github.com/c3-pro/idm/qrpng"
 	"github.com/c3-pro/idm/resetflow"
@@ -108,10 +109,23 @@ func newService(ctx context.Context, cfg *config, store idm.Store, log *slog.Log
 	apiH.Install(mux.Handle)
 	(&health{store: store, mail: mail, linkSecret: linkStatus, audit: audit, timeout: pingTimeout}).install(mux.Handle)
 
+	// The staff console calls this very mux in-process for every action,
+	// so the API's rules (roles, sites, validation, audit, throttling) are
+	// the console's.
+	consoleH, err := console.New(console.Config{
+		Store: store, API: mux, Tokens: authH, PublicURL: cfg.PublicURL, Idle: cfg.ConsoleIdle,
+		RequireTOTP: cfg.RequireTOTP, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	consoleH.Install(mux.Handle)
+
 	// observe must hand the mux the very request whose Pattern it logs, so
 	// the body limit (which copies the request) goes outside it.
+	// GET /link/{jti}/qr.png takes a console session as well as a token.
 	limit := bodyLimit(cfg.MaxImportBytes)
-	h := limitBodies(observe(refuseLargeBodies(mux, limit), log, m, time.Now), limit)
+	h := limitBodies(observe(refuseLargeBodies(consoleH.SessionAuth(mux), limit), log, m, time.Now), limit)
 	return &service{handler: h, metrics: metricsHandler(m.handler(), cfg.MetricsToken), reset: resetH, audit: audit}, nil
 }
 
