@@ -531,3 +531,22 @@ func TestInviteWithoutMail(t *testing.T) {
 		t.Errorf("invite of a bad username: %d", p.status)
 	}
 }
+
+// TestUsersPageShowsLastSignIn checks that the users page shows each
+// user's last successful sign-in for an access review, and "never" for a
+// user who has not signed in.
+func TestUsersPageShowsLastSignIn(t *testing.T) {
+	e := newEnv(t, memstore.New())
+	e.addUser("admin@example.org", idm.RoleAdmin)
+	e.addUser("idle@example.org", idm.RoleMonitor)
+	b := e.signIn("admin@example.org")
+	admin, err := e.store.FindUserByUsername(t.Context(), "admin@example.org")
+	if err != nil || admin.LastLogin.IsZero() {
+		t.Fatalf("the console's sign-in recorded no login: %v %v", admin.LastLogin, err)
+	}
+	p := b.do("GET", "/console/users", nil)
+	want := "Last sign-in: " + admin.LastLogin.UTC().Format("2006-01-02 15:04 UTC")
+	if p.status != http.StatusOK || !strings.Contains(p.body, want) || !strings.Contains(p.body, "Last sign-in: never") {
+		t.Errorf("users page: %d, want %q and one never\n%s", p.status, want, p.body)
+	}
+}

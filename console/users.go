@@ -24,6 +24,7 @@ type user struct {
 	TOTP            bool     `json:"totp"`
 	Created         string   `json:"created"`
 	PasswordChanged string   `json:"password_changed"`
+	LastLogin       string   `json:"last_login"`
 }
 
 // roles are the roles a user can be given.
