@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/idm/ngram"
 )
 
 // Subjects live in bucket subjects (SSSID -> subjectRec) and, decoded, in a
@@ -75,8 +76,6 @@ const (
 	fEnrolled
 	fWithdrawn
 	fID
-	fSearch // the lower-cased SSSID and name, joined by a NUL byte
-	fLBday  // the lower-cased birthday
 	numSubjFields
 )
 
@@ -93,32 +92,29 @@ type subjEntry struct {
 	xends []uint32
 	sec   [2]int64 // Created, Changed
 	nsec  [2]int32
-	lsep  uint32 // the NUL in the fSearch string
-	rev   int64
+	// ord is the entry's ordinal: its place in subjectCache.byOrd and
+	// its name in the search index.
+	ord uint32
+	rev int64
 	// site is the subject's site, kept apart from str so that a site
 	// filter compares it without unpacking.
 	site string
 }
 
 func newSubjEntry(s idm.Subject) *subjEntry {
-	lsssid, lname, lbday := strings.ToLower(s.SSSID), strings.ToLower(s.Name), strings.ToLower(s.Bday)
 	keys := slices.Sorted(maps.Keys(s.Extra))
 	n := len(s.SSSID) + len(s.Name) + len(s.Bday) + len(s.Email) + len(s.DateInvited) + len(s.DateConsented) +
-		len(s.DateEnrolled) + len(s.DateWithdrawn) + len(s.ID) + len(lsssid) + 1 + len(lname) + len(lbday)
+		len(s.DateEnrolled) + len(s.DateWithdrawn) + len(s.ID)
 	for _, k := range keys {
 		n += len(k) + len(s.Extra[k])
 	}
-	e := &subjEntry{lsep: uint32(len(lsssid)), rev: s.Rev, site: s.Site}
+	e := &subjEntry{rev: s.Rev, site: s.Site}
 	var p packer
 	p.grow(n)
 	for i, f := range [...]string{s.SSSID, s.Name, s.Bday, s.Email, s.DateInvited, s.DateConsented,
 		s.DateEnrolled, s.DateWithdrawn, s.ID} {
 		e.ends[i] = p.add(f)
 	}
-	p.add(lsssid)
-	p.add("\x00")
-	e.ends[fSearch] = p.add(lname)
-	e.ends[fLBday] = p.add(lbday)
 	if s.Extra != nil {
 		e.xends = make([]uint32, 0, 2*len(keys))
 		for _, k := range keys {
@@ -176,15 +172,19 @@ func (e *subjEntry) extra() map[string]json.RawMessage {
 
 // matches reports whether the entry matches a lower-cased search term.
 func (e *subjEntry) matches(q string) bool {
-	if strings.HasPrefix(e.field(fLBday), q) {
-		return true
-	}
-	search := e.field(fSearch)
-	if strings.IndexByte(q, 0) < 0 {
-		// q cannot match across the separator.
-		return strings.Contains(search, q)
-	}
-	return strings.Contains(search[:e.lsep], q) || strings.Contains(search[e.lsep+1:], q)
+	return ngram.HasPrefixFold(e.field(fBday), q) || ngram.ContainsFold(e.field(fSSSID), q) ||
+		ngram.ContainsFold(e.field(fName), q)
+}
+
+// keys returns the entry's keys in the search index.
+func (e *subjEntry) keys() [3]string {
+	return ngram.Keys(e.field(fSSSID), e.field(fName), e.field(fBday))
+}
+
+// sameKeys reports whether two entries have the same keys in the search
+// index.
+func (e *subjEntry) sameKeys(o *subjEntry) bool {
+	return e.field(fSSSID) == o.field(fSSSID) && e.field(fName) == o.field(fName) && e.field(fBday) == o.field(fBday)
 }
 
 // compareCol compares two entries by one column.
@@ -240,6 +240,13 @@ type subjectCache struct {
 	// the subjects of one site, so that a page of one site's subjects
 	// costs what an unfiltered page does.
 	siteOrders map[siteCol][]*subjEntry
+	// byOrd holds the entries by ordinal; a removed entry leaves nil
+	// behind, counted by dead, until the ordinals are renumbered.
+	byOrd []*subjEntry
+	dead  int
+	// search indexes the lower-cased SSSIDs, names and birthdays by
+	// ordinal (see package ngram).
+	search ngram.Index
 }
 
 // siteCol names the order of a column among one site's subjects.
@@ -295,10 +302,68 @@ func (c *subjectCache) build(col int) {
 	c.built[col] = true
 }
 
-// add puts a new entry into the cache and into the built sort orders.
+// add puts a new entry into the cache, the search index and the built sort
+// orders.
 func (c *subjectCache) add(e *subjEntry) {
 	c.bySSSID[e.field(fSSSID)] = e
 	c.ids[e.field(fID)] = struct{}{}
+	c.index(e)
+	c.addOrders(e)
+}
+
+// index gives e the next ordinal and indexes its keys.
+func (c *subjectCache) index(e *subjEntry) {
+	e.ord = uint32(len(c.byOrd))
+	c.byOrd = append(c.byOrd, e)
+	k := e.keys()
+	c.search.Add(e.ord, k[:]...)
+}
+
+// unindex drops e's ordinal; the search index is renumbered when more
+// than half of the ordinals are dead.
+func (c *subjectCache) unindex(e *subjEntry) {
+	c.byOrd[e.ord] = nil
+	c.dead++
+	if c.dead > 1024 && c.dead > len(c.byOrd)/2 {
+		c.renumber()
+	}
+}
+
+// renumber gives the entries consecutive ordinals and rebuilds the search
+// index.
+func (c *subjectCache) renumber() {
+	live := make([]*subjEntry, 0, len(c.byOrd)-c.dead)
+	for _, e := range c.byOrd {
+		if e != nil {
+			live = append(live, e)
+		}
+	}
+	c.byOrd, c.dead, c.search = live[:0], 0, ngram.Index{}
+	for _, e := range live {
+		c.index(e)
+	}
+	c.search.Trim()
+}
+
+// replace puts e in the place of old, which has the same SSSID. e keeps
+// old's ordinal when its keys in the search index are the same.
+func (c *subjectCache) replace(old, e *subjEntry) {
+	if !old.sameKeys(e) {
+		c.remove(old)
+		c.add(e)
+		return
+	}
+	c.removeOrders(old)
+	e.ord = old.ord
+	c.byOrd[e.ord] = e
+	c.bySSSID[e.field(fSSSID)] = e
+	delete(c.ids, old.field(fID))
+	c.ids[e.field(fID)] = struct{}{}
+	c.addOrders(e)
+}
+
+// addOrders puts e into the built sort orders.
+func (c *subjectCache) addOrders(e *subjEntry) {
 	for col := range numCols {
 		if !c.built[col] {
 			continue
@@ -321,10 +386,17 @@ func (c *subjectCache) add(e *subjEntry) {
 	}
 }
 
-// remove takes an entry out of the cache and the built sort orders.
+// remove takes an entry out of the cache, the search index and the built
+// sort orders.
 func (c *subjectCache) remove(e *subjEntry) {
 	delete(c.bySSSID, e.field(fSSSID))
 	delete(c.ids, e.field(fID))
+	c.unindex(e)
+	c.removeOrders(e)
+}
+
+// removeOrders takes e out of the built sort orders.
+func (c *subjectCache) removeOrders(e *subjEntry) {
 	for col := range numCols {
 		if !c.built[col] {
 			continue
@@ -399,15 +471,14 @@ func (s *Store) loadSubjects() error {
 			if err := decode(v, &r, k); err != nil {
 				return err
 			}
-			e := newSubjEntry(r.subject())
-			c.bySSSID[e.field(fSSSID)] = e
-			c.ids[e.field(fID)] = struct{}{}
+			c.add(newSubjEntry(r.subject()))
 			return nil
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("load subjects: %w", err)
 	}
+	c.search.Trim()
 	s.mu.Lock()
 	s.subjects = c
 	s.mu.Unlock()
@@ -513,8 +584,7 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 		return err
 	}
 	s.mu.Lock()
-	s.subjects.remove(old)
-	s.subjects.add(newSubjEntry(n))
+	s.subjects.replace(old, newSubjEntry(n))
 	s.mu.Unlock()
 	return nil
 }
@@ -568,6 +638,18 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 	q := strings.ToLower(f.Search)
 
 	s.mu.RLock()
+	if q != "" {
+		if cands, ok := s.subjects.search.Candidates(q); ok {
+			page, total := s.subjects.searchPage(cands, q, f.Sites, col, f.Desc, lo, hi)
+			out := make([]idm.Subject, len(page))
+			for i, e := range page {
+				out[i] = e.subject()
+			}
+			s.mu.RUnlock()
+			return out, total, nil
+		}
+		// A search shorter than a trigram tests every subject below.
+	}
 	idx, built := s.subjects.order(col)
 	if !built {
 		s.mu.RUnlock()
@@ -636,6 +718,62 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 		out[i] = e.subject()
 	}
 	return out, total, nil
+}
+
+// maxSelect is the end of the deepest page of search results that
+// searchPage selects without sorting all of them.
+const maxSelect = 4096
+
+// searchPage returns the entries at positions lo to hi-1 of the subjects
+// that match the lower-cased search q among the candidates the search
+// index gave for it, in the order of col (descending if desc, ties by SSSID
+// ascending), and how many match in all. Only sites' subjects match when
+// sites is not nil. The caller holds c's lock for reading.
+func (c *subjectCache) searchPage(cands []uint32, q string, sites []string, col int, desc bool, lo, hi int) ([]*subjEntry, int) {
+	var matched []*subjEntry
+	for _, o := range cands {
+		e := c.byOrd[o]
+		if e == nil || sites != nil && !slices.Contains(sites, e.site) || !e.matches(q) {
+			continue
+		}
+		matched = append(matched, e)
+	}
+	total := len(matched)
+	hi = min(hi, total)
+	if lo >= hi {
+		return nil, total
+	}
+	order := compareOrder(col)
+	if desc {
+		order = func(a, b *subjEntry) int {
+			if c := compareCol(col, a, b); c != 0 {
+				return -c
+			}
+			return strings.Compare(a.field(fSSSID), b.field(fSSSID))
+		}
+	}
+	if hi > maxSelect || hi == total {
+		slices.SortFunc(matched, order)
+		return matched[lo:hi], total
+	}
+	return smallest(matched, hi, order)[lo:], total
+}
+
+// smallest returns the k first of entries in the order cmp, sorted: one
+// comparison for most entries when k is far below their number.
+func smallest(entries []*subjEntry, k int, cmp func(a, b *subjEntry) int) []*subjEntry {
+	buf := make([]*subjEntry, 0, k+1)
+	for _, e := range entries {
+		if len(buf) == k && cmp(e, buf[k-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(buf, e, cmp)
+		buf = slices.Insert(buf, i, e)
+		if len(buf) > k {
+			buf = buf[:k]
+		}
+	}
+	return buf
 }
 
 // normSubject returns sub with its times normalised. It shares sub's

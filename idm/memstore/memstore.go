@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/idm/ngram"
 )
 
 var _ idm.Store = (*Store)(nil)
@@ -47,6 +48,14 @@ type Store struct {
 	// (holding mu for reading) fill it under orderMu.
 	orderMu sync.Mutex
 	order   map[orderKey][]*subjectRec
+
+	// search indexes the subjects' lower-cased SSSIDs, names and birthdays
+	// by ordinal, the place of their record in byOrd (see package ngram);
+	// a removed record leaves nil there, counted by dead, until the
+	// ordinals are renumbered. Guarded by mu like the records.
+	search ngram.Index
+	byOrd  []*subjectRec
+	dead   int
 }
 
 type userRec struct {
@@ -57,6 +66,7 @@ type userRec struct {
 type subjectRec struct {
 	s                          idm.Subject
 	lowSSSID, lowName, lowBday string
+	ord                        uint32 // its place in Store.byOrd
 }
 
 type orderKey struct {
