@@ -19,8 +19,8 @@ import (
 
 // Subjects live in bucket subjects (SSSID -> subjectRec) and, decoded, in a
 // subjectCache that answers every read. The cache is loaded when the store
-// opens and changed only after a write has committed, under s.wmu, so it
-// always equals the committed state; as this process is the only one that
+// opens and changed only after a write has committed, in commit order (see
+// commit.go), so it always equals the committed state; as this process is the only one that
 // can write the file, it is authoritative.
 
 // Sortable columns, in the order of [idm.SubjectColumns].
@@ -498,26 +498,26 @@ func (s *Store) CreateSubject(ctx context.Context, sub idm.Subject) error {
 	if err != nil {
 		return wrapErr(op, err)
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	// Only writers, which hold s.wmu, change the cache.
-	if _, taken := s.subjects.ids[n.ID]; taken {
-		return fmt.Errorf("boltstore: %s: subject ID %s: %w", op, n.ID, idm.ErrConflict)
-	}
-	err = s.update(ctx, op, func(tx *bolt.Tx) error {
-		b := bucket(tx, bSubjects)
-		if b.Get([]byte(n.SSSID)) != nil {
+	e := newSubjEntry(n)
+	return s.write(ctx, op, func(tx *bolt.Tx, b *batch) error {
+		subjects := bucket(tx, bSubjects)
+		if subjects.Get([]byte(n.SSSID)) != nil {
 			return fmt.Errorf("SSSID %q: %w", n.SSSID, idm.ErrConflict)
 		}
-		return b.Put([]byte(n.SSSID), val)
+		// No index of the file holds subject IDs: the cache has those of
+		// the committed subjects, the batch those of this transaction.
+		s.mu.RLock()
+		_, taken := s.subjects.ids[n.ID]
+		s.mu.RUnlock()
+		if taken || !b.claim("subject ID "+n.ID) {
+			return fmt.Errorf("subject ID %s: %w", n.ID, idm.ErrConflict)
+		}
+		return subjects.Put([]byte(n.SSSID), val)
+	}, func() {
+		s.mu.Lock()
+		s.subjects.add(e)
+		s.mu.Unlock()
 	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.subjects.add(newSubjEntry(n))
-	s.mu.Unlock()
-	return nil
 }
 
 // FindSubject returns the subject with the given SSSID, or an error that
@@ -541,28 +541,15 @@ func (s *Store) FindSubject(ctx context.Context, sssid string) (idm.Subject, err
 // sub.Rev+1. It returns an error that wraps [idm.ErrNotFound] when there is
 // no such subject and one that wraps [idm.ErrStale] when its revision is
 // another. The revision is checked against the stored record in the write
-// transaction; the in-memory copy, which changes only after a commit and
-// under s.wmu, then follows.
+// transaction; the in-memory copy follows after the commit, in commit
+// order.
 func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 	const op = "update subject"
 	n := normSubject(sub)
 	given := n.Rev
 	n.Rev++
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	old := s.subjects.bySSSID[n.SSSID]
-	if old == nil {
-		if err := s.checkOpen(ctx, op); err != nil {
-			return err
-		}
-		return fmt.Errorf("boltstore: %s: SSSID %q: %w", op, n.SSSID, idm.ErrNotFound)
-	}
-	n.ID = old.field(fID)
-	val, err := encode(toSubjectRec(n))
-	if err != nil {
-		return wrapErr(op, err)
-	}
-	err = s.update(ctx, op, func(tx *bolt.Tx) error {
+	var e *subjEntry
+	return s.write(ctx, op, func(tx *bolt.Tx, _ *batch) error {
 		b := bucket(tx, bSubjects)
 		key := []byte(n.SSSID)
 		v := b.Get(key)
@@ -570,7 +557,8 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 			return fmt.Errorf("SSSID %q: %w", n.SSSID, idm.ErrNotFound)
 		}
 		var stored struct {
-			Rev int64 `json:"rev"`
+			ID  string `json:"id"`
+			Rev int64  `json:"rev"`
 		}
 		if err := decode(v, &stored, key); err != nil {
 			return err
@@ -578,44 +566,41 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 		if stored.Rev != given {
 			return stale("subject", n.SSSID, stored.Rev, given)
 		}
+		n.ID = stored.ID
+		val, err := encode(toSubjectRec(n))
+		if err != nil {
+			return err
+		}
+		e = newSubjEntry(n)
 		return b.Put(key, val)
+	}, func() {
+		s.mu.Lock()
+		if old := s.subjects.bySSSID[n.SSSID]; old != nil {
+			s.subjects.replace(old, e)
+		} else {
+			s.subjects.add(e)
+		}
+		s.mu.Unlock()
 	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.subjects.replace(old, newSubjEntry(n))
-	s.mu.Unlock()
-	return nil
 }
 
 // DeleteSubject removes a subject, or returns an error that wraps
 // [idm.ErrNotFound]. The subject's links and audit records stay.
 func (s *Store) DeleteSubject(ctx context.Context, sssid string) error {
 	const op = "delete subject"
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	old := s.subjects.bySSSID[sssid]
-	if old == nil {
-		if err := s.checkOpen(ctx, op); err != nil {
-			return err
-		}
-		return fmt.Errorf("boltstore: %s: SSSID %q: %w", op, sssid, idm.ErrNotFound)
-	}
-	err := s.update(ctx, op, func(tx *bolt.Tx) error {
+	return s.write(ctx, op, func(tx *bolt.Tx, _ *batch) error {
 		b := bucket(tx, bSubjects)
 		if b.Get([]byte(sssid)) == nil {
 			return fmt.Errorf("SSSID %q: %w", sssid, idm.ErrNotFound)
 		}
 		return b.Delete([]byte(sssid))
+	}, func() {
+		s.mu.Lock()
+		if old := s.subjects.bySSSID[sssid]; old != nil {
+			s.subjects.remove(old)
+		}
+		s.mu.Unlock()
 	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.subjects.remove(old)
-	s.mu.Unlock()
-	return nil
 }
 
 // ListSubjects returns a page of the subjects that match f.Search, in the
