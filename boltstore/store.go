@@ -81,6 +81,7 @@ const (
 	bAuditsBySeq   = "audits_by_seq"
 	bAuditTree     = "audit_tree"
 	bCheckpoints   = "audit_checkpoints"
+	bAuditCounts   = "audit_counts"
 	bResetTokens   = "reset_tokens"
 	bResetByUser   = "reset_tokens_by_user"
 	bKeys          = "signing_keys"
@@ -91,7 +92,7 @@ func allBuckets() []string {
 	return []string{
 		bMeta, bUsers, bUsersByName, bSubjects, bLinks, bLinksBySubj, bLinksByJWT,
 		bAudits, bAuditsByID, bAuditsByDoc, bAuditsByActor, bResetTokens, bResetByUser,
-		bKeys, bLoginFailures, bAuditsBySeq, bAuditTree, bCheckpoints,
+		bKeys, bLoginFailures, bAuditsBySeq, bAuditTree, bCheckpoints, bAuditCounts,
 	}
 }
 
@@ -197,7 +198,10 @@ func (s *Store) init() error {
 		if version > schemaVersion {
 			return fmt.Errorf("database has schema version %d; this program knows up to %d", version, schemaVersion)
 		}
-		return numberAudits(tx)
+		if err := numberAudits(tx); err != nil {
+			return err
+		}
+		return initAuditCounts(tx)
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ type Store struct {
 	links        map[string]idm.Link    // by ID
 	audits       []idm.AuditEvent       // sorted by Time, then ID
 	log          []idm.AuditEvent       // the same records in Seq order
+	byDoc        map[string][]int64     // document -> Seqs of its records, in the order of audits
 	auditIDs     map[string]bool
 	tree         map[int64][32]byte // stored tree hashes by index
 	treeSize     int64
@@ -85,6 +86,7 @@ func New() *Store {
 		keys:     map[string]idm.SigningKey{},
 		tree:     map[int64][32]byte{},
 		auditIDs: map[string]bool{},
+		byDoc:    map[string][]int64{},
 		failures: map[string]idm.LoginFailures{},
 	}
 }
