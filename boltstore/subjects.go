@@ -247,6 +247,8 @@ type subjectCache struct {
 	// search indexes the lower-cased SSSIDs, names and birthdays by
 	// ordinal (see package ngram).
 	search ngram.Index
+	// results holds the results of recent searches (see searchcache.go).
+	results searchCache
 }
 
 // siteCol names the order of a column among one site's subjects.
@@ -362,8 +364,9 @@ func (c *subjectCache) replace(old, e *subjEntry) {
 	c.addOrders(e)
 }
 
-// addOrders puts e into the built sort orders.
+// addOrders puts e into the built sort orders and the kept search results.
 func (c *subjectCache) addOrders(e *subjEntry) {
+	c.results.add(e)
 	for col := range numCols {
 		if !c.built[col] {
 			continue
@@ -395,8 +398,10 @@ func (c *subjectCache) remove(e *subjEntry) {
 	c.removeOrders(e)
 }
 
-// removeOrders takes e out of the built sort orders.
+// removeOrders takes e out of the built sort orders and the kept search
+// results.
 func (c *subjectCache) removeOrders(e *subjEntry) {
+	c.results.remove(e)
 	for col := range numCols {
 		if !c.built[col] {
 			continue
@@ -624,8 +629,7 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 
 	s.mu.RLock()
 	if q != "" {
-		if cands, ok := s.subjects.search.Candidates(q); ok {
-			page, total := s.subjects.searchPage(cands, q, f.Sites, col, f.Desc, lo, hi)
+		if page, total, ok := s.subjects.searchPage(q, f.Sites, col, f.Desc, lo, hi); ok {
 			out := make([]idm.Subject, len(page))
 			for i, e := range page {
 				out[i] = e.subject()
@@ -710,20 +714,54 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 const maxSelect = 4096
 
 // searchPage returns the entries at positions lo to hi-1 of the subjects
-// that match the lower-cased search q among the candidates the search
-// index gave for it, in the order of col (descending if desc, ties by SSSID
-// ascending), and how many match in all. Only sites' subjects match when
-// sites is not nil. The caller holds c's lock for reading.
-func (c *subjectCache) searchPage(cands []uint32, q string, sites []string, col int, desc bool, lo, hi int) ([]*subjEntry, int) {
+// that match the lower-cased search q, in the order of col (descending if
+// desc, ties by SSSID ascending), and how many match in all; ok is false
+// when q is too short for the search index. Only sites' subjects match
+// when sites is not nil. It answers from the kept results of the search,
+// or tests the candidates the index gives and keeps the results when they
+// are many. The caller holds the store's s.mu for reading.
+func (c *subjectCache) searchPage(q string, sites []string, col int, desc bool, lo, hi int) (page []*subjEntry, total int, ok bool) {
+	key := searchKey{q: q, sites: sitesKey(sites), col: col}
+	if r := c.results.get(key); r != nil {
+		page, total = pageOf(r.idx, col, desc, lo, hi)
+		return page, total, true
+	}
+	cands, ok := c.search.Candidates(q)
+	if !ok {
+		return nil, 0, false
+	}
+	page, total = c.candidatesPage(cands, key, desc, lo, hi)
+	return page, total, true
+}
+
+// pageOf returns positions lo to hi-1 of idx, which is in the ascending
+// order of col, in that order or (desc) the descending one, and len(idx).
+func pageOf(idx []*subjEntry, col int, desc bool, lo, hi int) ([]*subjEntry, int) {
+	if desc {
+		return descPage(idx, col, lo, hi), len(idx)
+	}
+	return idx[min(lo, len(idx)):min(hi, len(idx))], len(idx)
+}
+
+// candidatesPage tests the candidates of a search and returns the page of
+// the matches and their number, keeping the matches (see searchcache.go)
+// when there are many.
+func (c *subjectCache) candidatesPage(cands []uint32, key searchKey, desc bool, lo, hi int) ([]*subjEntry, int) {
+	q, col := key.q, key.col
 	var matched []*subjEntry
 	for _, o := range cands {
 		e := c.byOrd[o]
-		if e == nil || sites != nil && !slices.Contains(sites, e.site) || !e.matches(q) {
+		if e == nil || !inSites(key.sites, e.site) || !e.matches(q) {
 			continue
 		}
 		matched = append(matched, e)
 	}
 	total := len(matched)
+	if total >= minCachedMatches {
+		slices.SortFunc(matched, compareOrder(col))
+		c.results.put(key, matched, len(c.bySSSID))
+		return pageOf(matched, col, desc, lo, hi)
+	}
 	hi = min(hi, total)
 	if lo >= hi {
 		return nil, total
