@@ -83,7 +83,9 @@ func initAuditCounts(tx *bolt.Tx) error {
 	}
 	// Counted in memory first: one write per counter, not per record.
 	hours := map[string]int64{}
-	err = bucket(tx, bAudits).ForEach(func(k, _ []byte) error {
+	w := readWindow{tx: tx}
+	err = bucket(tx, bAudits).ForEach(func(k, v []byte) error {
+		w.release(len(k) + len(v))
 		hours[string(countKey("", hourOf(k)))]++
 		return nil
 	})
@@ -91,11 +93,12 @@ func initAuditCounts(tx *bolt.Tx) error {
 		return err
 	}
 	err = bucket(tx, bAuditsByActor).ForEach(func(k, _ []byte) error {
-		n, w := binary.Uvarint(k)
-		if w <= 0 || len(k) < w+int(n)+timeKeyLen {
+		w.release(len(k))
+		n, l := binary.Uvarint(k)
+		if l <= 0 || len(k) < l+int(n)+timeKeyLen {
 			return fmt.Errorf("bad key in %s: %q", bAuditsByActor, k)
 		}
-		hours[string(countKey(string(k[w:w+int(n)]), hourOf(k[w+int(n):])))]++
+		hours[string(countKey(string(k[l:l+int(n)]), hourOf(k[l+int(n):])))]++
 		return nil
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,6 +153,15 @@ func procStatus(t *testing.T) (rss, hwm uint64) {
 	return rss, hwm
 }
 
+// cpuTime returns the CPU time (user and system) of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func TestScaleOpen(t *testing.T) {
 	path := os.Getenv("IDM_SCALE_FILE")
 	if path == "" {
@@ -162,6 +172,7 @@ func TestScaleOpen(t *testing.T) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	rss0, _ := procStatus(t)
+	cpu0 := cpuTime()
 	start := time.Now()
 	s, err := Open(path)
 	if err != nil {
@@ -169,6 +180,7 @@ func TestScaleOpen(t *testing.T) {
 	}
 	defer s.Close()
 	opened := time.Since(start)
+	openCPU := cpuTime() - cpu0
 	_, hwm := procStatus(t)
 	runtime.GC()
 	debug.FreeOSMemory()
@@ -182,9 +194,9 @@ func TestScaleOpen(t *testing.T) {
 	s.mu.RLock()
 	index := s.subjects.search.Bytes()
 	s.mu.RUnlock()
-	t.Logf("%d subjects: opened in %v; heap %d MB (%d bytes per subject; search index %d MB, %.0f bytes per subject); "+
+	t.Logf("%d subjects: opened in %v (%v of CPU); heap %d MB (%d bytes per subject; search index %d MB, %.0f bytes per subject); "+
 		"RSS %d MB idle (test process before Open: %d MB), peak %d MB during Open",
-		n, opened.Round(time.Millisecond), heap/1e6, heap/uint64(n), index/1e6, float64(index)/float64(n), rss1/1e6, rss0/1e6, hwm/1e6)
+		n, opened.Round(time.Millisecond), openCPU.Round(time.Millisecond), heap/1e6, heap/uint64(n), index/1e6, float64(index)/float64(n), rss1/1e6, rss0/1e6, hwm/1e6)
 
 	time1 := func(name string, reps int, fn func(i int)) {
 		fn(0) // the first call builds what it needs (a sort order)

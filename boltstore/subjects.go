@@ -471,7 +471,9 @@ func descAll(idx []*subjEntry, col int) iter.Seq[*subjEntry] {
 func (s *Store) loadSubjects() error {
 	c := newSubjectCache()
 	err := s.db.View(func(tx *bolt.Tx) error {
+		w := readWindow{tx: tx}
 		return bucket(tx, bSubjects).ForEach(func(k, v []byte) error {
+			w.release(len(k) + len(v))
 			var r subjectRec
 			if err := decode(v, &r, k); err != nil {
 				return err
