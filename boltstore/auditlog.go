@@ -220,6 +220,7 @@ func decodeCheckpoint(k, v []byte) (idm.Checkpoint, error) {
 func (s *Store) ReplaceAudits(ctx context.Context, records []idm.AuditEvent) error {
 	return s.update(ctx, "replace audits", func(tx *bolt.Tx) error {
 		audits, bySeq, byActor := bucket(tx, bAudits), bucket(tx, bAuditsBySeq), bucket(tx, bAuditsByActor)
+		counts := bucket(tx, bAuditCounts)
 		for _, e := range records {
 			key := bySeq.Get(seqKey(e.Seq))
 			v := audits.Get(key)
@@ -243,7 +244,14 @@ func (s *Store) ReplaceAudits(ctx context.Context, records []idm.AuditEvent) err
 			}
 			for _, actor := range []string{old.ActorID, old.Actor} {
 				if actor != "" && actor != e.ActorID && actor != e.Actor {
-					if err := byActor.Delete(append(appendStr(nil, actor), key...)); err != nil {
+					k := append(appendStr(nil, actor), key...)
+					if byActor.Get(k) == nil {
+						continue // named twice (ID and username), removed once
+					}
+					if err := byActor.Delete(k); err != nil {
+						return err
+					}
+					if err := addCount(counts, actor, key, -1); err != nil {
 						return err
 					}
 				}

@@ -65,12 +65,19 @@ func putAudit(tx *bolt.Tx, e idm.AuditEvent, key []byte) error {
 	if err := bucket(tx, bAuditsByDoc).Put(append(appendStr(nil, e.Document), key...), nil); err != nil {
 		return err
 	}
+	counts := bucket(tx, bAuditCounts)
+	if err := addCount(counts, "", key, 1); err != nil {
+		return err
+	}
 	byActor := bucket(tx, bAuditsByActor)
 	for i, actor := range []string{e.ActorID, e.Actor} {
 		if actor == "" || (i == 1 && actor == e.ActorID) {
 			continue
 		}
 		if err := byActor.Put(append(appendStr(nil, actor), key...), nil); err != nil {
+			return err
+		}
+		if err := addCount(counts, actor, key, 1); err != nil {
 			return err
 		}
 	}
@@ -118,7 +125,10 @@ func (s *Store) AuditsFor(ctx context.Context, documents ...string) ([]idm.Audit
 // ListAudits returns a page of the records that match f, oldest first (ties
 // by ID), and the number of records that match in all. f.Actor matches the
 // actor's ID or username exactly; f.Since and f.Until are taken at
-// millisecond precision, like the stored times.
+// millisecond precision, like the stored times. The counts of the records
+// by hour (see auditcounts.go) give the total and skip to the offset, so
+// that only the records of the page and of the hours at the ends of the
+// range are read.
 func (s *Store) ListAudits(ctx context.Context, f idm.AuditFilter) ([]idm.AuditEvent, int, error) {
 	lo, hi, err := window(f.Offset, f.Limit)
 	if err != nil {
@@ -134,40 +144,22 @@ func (s *Store) ListAudits(ctx context.Context, f idm.AuditFilter) ([]idm.AuditE
 	out := []idm.AuditEvent{}
 	total := 0
 	err = s.view(ctx, "list audits", func(tx *bolt.Tx) error {
-		audits := bucket(tx, bAudits)
-		var c *bolt.Cursor
-		var prefix []byte
+		r := auditRange{counts: bucket(tx, bAuditCounts), actor: f.Actor, since: since, until: until}
 		if f.Actor == "" {
-			c = audits.Cursor()
+			r.keys = bucket(tx, bAudits).Cursor()
 		} else {
-			c = bucket(tx, bAuditsByActor).Cursor()
-			prefix = appendStr(nil, f.Actor)
+			r.keys = bucket(tx, bAuditsByActor).Cursor()
+			r.prefix = appendStr(nil, f.Actor)
 		}
-		var k, v []byte
-		if since != nil || prefix != nil {
-			k, v = c.Seek(append(slices.Clip(prefix), since...))
-		} else {
-			k, v = c.First()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			key := k[len(prefix):]
-			if until != nil && bytes.Compare(key[:min(len(key), timeKeyLen)], until) >= 0 {
-				break
+		var keys [][]byte
+		keys, total = r.page(lo, hi)
+		audits := bucket(tx, bAudits)
+		for _, k := range keys {
+			e, err := getAudit(audits, k)
+			if err != nil {
+				return err
 			}
-			if total >= lo && total < hi {
-				var e idm.AuditEvent
-				var err error
-				if prefix == nil {
-					e, err = decodeAudit(key, v)
-				} else {
-					e, err = getAudit(audits, key)
-				}
-				if err != nil {
-					return err
-				}
-				out = append(out, e)
-			}
-			total++
+			out = append(out, e)
 		}
 		return nil
 	})

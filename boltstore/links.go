@@ -139,7 +139,9 @@ func (c *linkCache) remove(e *linkEntry) {
 func (s *Store) loadLinks() error {
 	c := newLinkCache()
 	err := s.db.View(func(tx *bolt.Tx) error {
+		w := readWindow{tx: tx}
 		return bucket(tx, bLinks).ForEach(func(k, v []byte) error {
+			w.release(len(k) + len(v))
 			var r linkRec
 			if err := decode(v, &r, k); err != nil {
 				return err

@@ -6,6 +6,31 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// releaseWindow is how much of the file loading reads through the memory
+// map before it releases the pages it has read (see readWindow.release): the
+// resident part of the file stays within about this much while the store
+// opens, whatever the size of the file.
+const releaseWindow = 64 << 20
+
+// readWindow counts what a read transaction has read through the memory map
+// and releases the mapped pages each time it has read releaseWindow more.
+type readWindow struct {
+	tx   *bolt.Tx
+	read int
+}
+
+// release counts n bytes read and releases the mapped pages once the
+// window is full. Only memory accounting depends on it, so a failure is
+// ignored.
+func (w *readWindow) release(n int) {
+	w.read += n
+	if w.read < releaseWindow {
+		return
+	}
+	w.read = 0
+	_ = releaseMapped(w.tx.DB().Info().Data, w.tx.Size())
+}
+
 // ReleaseMemory lets the operating system take back the pages of the
 // database file that the store's memory map holds resident. bbolt reads
 // through a read-only shared mapping of the file, so the pages a read

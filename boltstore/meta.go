@@ -124,6 +124,7 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, key string, now time.Ti
 		ok bool
 	)
 	err := s.update(ctx, "reserve login attempt", func(tx *bolt.Tx) error {
+		ok = false // the function may run again (see commit.go)
 		b := bucket(tx, bLoginFailures)
 		var err error
 		if f, err = getFailures(b, key); err != nil {

@@ -5,8 +5,9 @@
 // lock for a bounded time (two seconds by default, see [WithTimeout]) and
 // then fails with an error that wraps [ErrLocked], so that an admin command
 // started next to a running idmd stops with a clear message instead of
-// hanging. Every write is one bbolt transaction that is synced to disk
-// before the method returns; the multi-step operations of the contract
+// hanging. Every write is part of a bbolt transaction that is synced to
+// disk before the method returns (concurrent writes share one, see
+// commit.go); the multi-step operations of the contract
 // (EstablishLink, ConsumeResetToken, MarkBootstrapped, and every write that
 // keeps an index) are atomic. The revision check of an update (see
 // [idm.Store], "Revisions") reads the stored record in the same read-write
@@ -80,6 +81,7 @@ const (
 	bAuditsBySeq   = "audits_by_seq"
 	bAuditTree     = "audit_tree"
 	bCheckpoints   = "audit_checkpoints"
+	bAuditCounts   = "audit_counts"
 	bResetTokens   = "reset_tokens"
 	bResetByUser   = "reset_tokens_by_user"
 	bKeys          = "signing_keys"
@@ -92,7 +94,7 @@ func allBuckets() []string {
 	return []string{
 		bMeta, bUsers, bUsersByName, bSubjects, bLinks, bLinksBySubj, bLinksByJWT,
 		bAudits, bAuditsByID, bAuditsByDoc, bAuditsByActor, bResetTokens, bResetByUser,
-		bKeys, bLoginFailures, bAuditsBySeq, bAuditTree, bCheckpoints,
+		bKeys, bLoginFailures, bAuditsBySeq, bAuditTree, bCheckpoints, bAuditCounts,
 		bSessions, bSessionsByUsr,
 	}
 }
@@ -125,6 +127,7 @@ func WithTimeout(d time.Duration) Option {
 // Store is an [idm.Store] on a bbolt file. It is safe for concurrent use.
 type Store struct {
 	db     *bolt.DB
+	commit *committer // runs every write (see commit.go)
 	closed atomic.Bool
 	// closeMu makes Close idempotent.
 	closeMu sync.Mutex
@@ -173,6 +176,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
+	s.commit = newCommitter(db)
 	return s, nil
 }
 
@@ -197,7 +201,10 @@ func (s *Store) init() error {
 		if version > schemaVersion {
 			return fmt.Errorf("database has schema version %d; this program knows up to %d", version, schemaVersion)
 		}
-		return numberAudits(tx)
+		if err := numberAudits(tx); err != nil {
+			return err
+		}
+		return initAuditCounts(tx)
 	})
 	if err != nil {
 		return err
@@ -228,6 +235,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed.Store(true)
+	s.commit.stop()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: close: %w", err)
 	}
@@ -278,12 +286,20 @@ func (s *Store) view(ctx context.Context, op string, fn func(*bolt.Tx) error) er
 }
 
 // update runs fn in a read-write transaction, which is synced to disk when
-// update returns nil.
+// update returns nil. The transaction may hold other writes too, and fn may
+// run more than once (see commit.go).
 func (s *Store) update(ctx context.Context, op string, fn func(*bolt.Tx) error) error {
+	return s.write(ctx, op, func(tx *bolt.Tx, _ *batch) error { return fn(tx) }, nil)
+}
+
+// write runs fn in a read-write transaction shared with other writes, and
+// apply (if not nil) once that has committed, in commit order; the
+// transaction is synced to disk when write returns nil (see commit.go).
+func (s *Store) write(ctx context.Context, op string, fn func(*bolt.Tx, *batch) error, apply func()) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
-	return wrapErr(op, s.db.Update(fn))
+	return wrapErr(op, s.commit.do(fn, apply))
 }
 
 // checkOpen fails like a bbolt transaction would on a closed store; it is

@@ -14,12 +14,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/idm/ngram"
 )
 
 // Subjects live in bucket subjects (SSSID -> subjectRec) and, decoded, in a
 // subjectCache that answers every read. The cache is loaded when the store
-// opens and changed only after a write has committed, under s.wmu, so it
-// always equals the committed state; as this process is the only one that
+// opens and changed only after a write has committed, in commit order (see
+// commit.go), so it always equals the committed state; as this process is the only one that
 // can write the file, it is authoritative.
 
 // Sortable columns, in the order of [idm.SubjectColumns].
@@ -75,8 +76,6 @@ const (
 	fEnrolled
 	fWithdrawn
 	fID
-	fSearch // the lower-cased SSSID and name, joined by a NUL byte
-	fLBday  // the lower-cased birthday
 	numSubjFields
 )
 
@@ -93,32 +92,29 @@ type subjEntry struct {
 	xends []uint32
 	sec   [2]int64 // Created, Changed
 	nsec  [2]int32
-	lsep  uint32 // the NUL in the fSearch string
-	rev   int64
+	// ord is the entry's ordinal: its place in subjectCache.byOrd and
+	// its name in the search index.
+	ord uint32
+	rev int64
 	// site is the subject's site, kept apart from str so that a site
 	// filter compares it without unpacking.
 	site string
 }
 
 func newSubjEntry(s idm.Subject) *subjEntry {
-	lsssid, lname, lbday := strings.ToLower(s.SSSID), strings.ToLower(s.Name), strings.ToLower(s.Bday)
 	keys := slices.Sorted(maps.Keys(s.Extra))
 	n := len(s.SSSID) + len(s.Name) + len(s.Bday) + len(s.Email) + len(s.DateInvited) + len(s.DateConsented) +
-		len(s.DateEnrolled) + len(s.DateWithdrawn) + len(s.ID) + len(lsssid) + 1 + len(lname) + len(lbday)
+		len(s.DateEnrolled) + len(s.DateWithdrawn) + len(s.ID)
 	for _, k := range keys {
 		n += len(k) + len(s.Extra[k])
 	}
-	e := &subjEntry{lsep: uint32(len(lsssid)), rev: s.Rev, site: s.Site}
+	e := &subjEntry{rev: s.Rev, site: s.Site}
 	var p packer
 	p.grow(n)
 	for i, f := range [...]string{s.SSSID, s.Name, s.Bday, s.Email, s.DateInvited, s.DateConsented,
 		s.DateEnrolled, s.DateWithdrawn, s.ID} {
 		e.ends[i] = p.add(f)
 	}
-	p.add(lsssid)
-	p.add("\x00")
-	e.ends[fSearch] = p.add(lname)
-	e.ends[fLBday] = p.add(lbday)
 	if s.Extra != nil {
 		e.xends = make([]uint32, 0, 2*len(keys))
 		for _, k := range keys {
@@ -176,15 +172,19 @@ func (e *subjEntry) extra() map[string]json.RawMessage {
 
 // matches reports whether the entry matches a lower-cased search term.
 func (e *subjEntry) matches(q string) bool {
-	if strings.HasPrefix(e.field(fLBday), q) {
-		return true
-	}
-	search := e.field(fSearch)
-	if strings.IndexByte(q, 0) < 0 {
-		// q cannot match across the separator.
-		return strings.Contains(search, q)
-	}
-	return strings.Contains(search[:e.lsep], q) || strings.Contains(search[e.lsep+1:], q)
+	return ngram.HasPrefixFold(e.field(fBday), q) || ngram.ContainsFold(e.field(fSSSID), q) ||
+		ngram.ContainsFold(e.field(fName), q)
+}
+
+// keys returns the entry's keys in the search index.
+func (e *subjEntry) keys() [3]string {
+	return ngram.Keys(e.field(fSSSID), e.field(fName), e.field(fBday))
+}
+
+// sameKeys reports whether two entries have the same keys in the search
+// index.
+func (e *subjEntry) sameKeys(o *subjEntry) bool {
+	return e.field(fSSSID) == o.field(fSSSID) && e.field(fName) == o.field(fName) && e.field(fBday) == o.field(fBday)
 }
 
 // compareCol compares two entries by one column.
@@ -240,6 +240,15 @@ type subjectCache struct {
 	// the subjects of one site, so that a page of one site's subjects
 	// costs what an unfiltered page does.
 	siteOrders map[siteCol][]*subjEntry
+	// byOrd holds the entries by ordinal; a removed entry leaves nil
+	// behind, counted by dead, until the ordinals are renumbered.
+	byOrd []*subjEntry
+	dead  int
+	// search indexes the lower-cased SSSIDs, names and birthdays by
+	// ordinal (see package ngram).
+	search ngram.Index
+	// results holds the results of recent searches (see searchcache.go).
+	results searchCache
 }
 
 // siteCol names the order of a column among one site's subjects.
@@ -295,10 +304,69 @@ func (c *subjectCache) build(col int) {
 	c.built[col] = true
 }
 
-// add puts a new entry into the cache and into the built sort orders.
+// add puts a new entry into the cache, the search index and the built sort
+// orders.
 func (c *subjectCache) add(e *subjEntry) {
 	c.bySSSID[e.field(fSSSID)] = e
 	c.ids[e.field(fID)] = struct{}{}
+	c.index(e)
+	c.addOrders(e)
+}
+
+// index gives e the next ordinal and indexes its keys.
+func (c *subjectCache) index(e *subjEntry) {
+	e.ord = uint32(len(c.byOrd))
+	c.byOrd = append(c.byOrd, e)
+	k := e.keys()
+	c.search.Add(e.ord, k[:]...)
+}
+
+// unindex drops e's ordinal; the search index is renumbered when more
+// than half of the ordinals are dead.
+func (c *subjectCache) unindex(e *subjEntry) {
+	c.byOrd[e.ord] = nil
+	c.dead++
+	if c.dead > 1024 && c.dead > len(c.byOrd)/2 {
+		c.renumber()
+	}
+}
+
+// renumber gives the entries consecutive ordinals and rebuilds the search
+// index.
+func (c *subjectCache) renumber() {
+	live := make([]*subjEntry, 0, len(c.byOrd)-c.dead)
+	for _, e := range c.byOrd {
+		if e != nil {
+			live = append(live, e)
+		}
+	}
+	c.byOrd, c.dead, c.search = live[:0], 0, ngram.Index{}
+	for _, e := range live {
+		c.index(e)
+	}
+	c.search.Trim()
+}
+
+// replace puts e in the place of old, which has the same SSSID. e keeps
+// old's ordinal when its keys in the search index are the same.
+func (c *subjectCache) replace(old, e *subjEntry) {
+	if !old.sameKeys(e) {
+		c.remove(old)
+		c.add(e)
+		return
+	}
+	c.removeOrders(old)
+	e.ord = old.ord
+	c.byOrd[e.ord] = e
+	c.bySSSID[e.field(fSSSID)] = e
+	delete(c.ids, old.field(fID))
+	c.ids[e.field(fID)] = struct{}{}
+	c.addOrders(e)
+}
+
+// addOrders puts e into the built sort orders and the kept search results.
+func (c *subjectCache) addOrders(e *subjEntry) {
+	c.results.add(e)
 	for col := range numCols {
 		if !c.built[col] {
 			continue
@@ -321,10 +389,19 @@ func (c *subjectCache) add(e *subjEntry) {
 	}
 }
 
-// remove takes an entry out of the cache and the built sort orders.
+// remove takes an entry out of the cache, the search index and the built
+// sort orders.
 func (c *subjectCache) remove(e *subjEntry) {
 	delete(c.bySSSID, e.field(fSSSID))
 	delete(c.ids, e.field(fID))
+	c.unindex(e)
+	c.removeOrders(e)
+}
+
+// removeOrders takes e out of the built sort orders and the kept search
+// results.
+func (c *subjectCache) removeOrders(e *subjEntry) {
+	c.results.remove(e)
 	for col := range numCols {
 		if !c.built[col] {
 			continue
@@ -394,20 +471,21 @@ func descAll(idx []*subjEntry, col int) iter.Seq[*subjEntry] {
 func (s *Store) loadSubjects() error {
 	c := newSubjectCache()
 	err := s.db.View(func(tx *bolt.Tx) error {
+		w := readWindow{tx: tx}
 		return bucket(tx, bSubjects).ForEach(func(k, v []byte) error {
+			w.release(len(k) + len(v))
 			var r subjectRec
 			if err := decode(v, &r, k); err != nil {
 				return err
 			}
-			e := newSubjEntry(r.subject())
-			c.bySSSID[e.field(fSSSID)] = e
-			c.ids[e.field(fID)] = struct{}{}
+			c.add(newSubjEntry(r.subject()))
 			return nil
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("load subjects: %w", err)
 	}
+	c.search.Trim()
 	s.mu.Lock()
 	s.subjects = c
 	s.mu.Unlock()
@@ -427,26 +505,26 @@ func (s *Store) CreateSubject(ctx context.Context, sub idm.Subject) error {
 	if err != nil {
 		return wrapErr(op, err)
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	// Only writers, which hold s.wmu, change the cache.
-	if _, taken := s.subjects.ids[n.ID]; taken {
-		return fmt.Errorf("boltstore: %s: subject ID %s: %w", op, n.ID, idm.ErrConflict)
-	}
-	err = s.update(ctx, op, func(tx *bolt.Tx) error {
-		b := bucket(tx, bSubjects)
-		if b.Get([]byte(n.SSSID)) != nil {
+	e := newSubjEntry(n)
+	return s.write(ctx, op, func(tx *bolt.Tx, b *batch) error {
+		subjects := bucket(tx, bSubjects)
+		if subjects.Get([]byte(n.SSSID)) != nil {
 			return fmt.Errorf("SSSID %q: %w", n.SSSID, idm.ErrConflict)
 		}
-		return b.Put([]byte(n.SSSID), val)
+		// No index of the file holds subject IDs: the cache has those of
+		// the committed subjects, the batch those of this transaction.
+		s.mu.RLock()
+		_, taken := s.subjects.ids[n.ID]
+		s.mu.RUnlock()
+		if taken || !b.claim("subject ID "+n.ID) {
+			return fmt.Errorf("subject ID %s: %w", n.ID, idm.ErrConflict)
+		}
+		return subjects.Put([]byte(n.SSSID), val)
+	}, func() {
+		s.mu.Lock()
+		s.subjects.add(e)
+		s.mu.Unlock()
 	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.subjects.add(newSubjEntry(n))
-	s.mu.Unlock()
-	return nil
 }
 
 // FindSubject returns the subject with the given SSSID, or an error that
@@ -470,28 +548,15 @@ func (s *Store) FindSubject(ctx context.Context, sssid string) (idm.Subject, err
 // sub.Rev+1. It returns an error that wraps [idm.ErrNotFound] when there is
 // no such subject and one that wraps [idm.ErrStale] when its revision is
 // another. The revision is checked against the stored record in the write
-// transaction; the in-memory copy, which changes only after a commit and
-// under s.wmu, then follows.
+// transaction; the in-memory copy follows after the commit, in commit
+// order.
 func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 	const op = "update subject"
 	n := normSubject(sub)
 	given := n.Rev
 	n.Rev++
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	old := s.subjects.bySSSID[n.SSSID]
-	if old == nil {
-		if err := s.checkOpen(ctx, op); err != nil {
-			return err
-		}
-		return fmt.Errorf("boltstore: %s: SSSID %q: %w", op, n.SSSID, idm.ErrNotFound)
-	}
-	n.ID = old.field(fID)
-	val, err := encode(toSubjectRec(n))
-	if err != nil {
-		return wrapErr(op, err)
-	}
-	err = s.update(ctx, op, func(tx *bolt.Tx) error {
+	var e *subjEntry
+	return s.write(ctx, op, func(tx *bolt.Tx, _ *batch) error {
 		b := bucket(tx, bSubjects)
 		key := []byte(n.SSSID)
 		v := b.Get(key)
@@ -499,7 +564,8 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 			return fmt.Errorf("SSSID %q: %w", n.SSSID, idm.ErrNotFound)
 		}
 		var stored struct {
-			Rev int64 `json:"rev"`
+			ID  string `json:"id"`
+			Rev int64  `json:"rev"`
 		}
 		if err := decode(v, &stored, key); err != nil {
 			return err
@@ -507,45 +573,41 @@ func (s *Store) UpdateSubject(ctx context.Context, sub idm.Subject) error {
 		if stored.Rev != given {
 			return stale("subject", n.SSSID, stored.Rev, given)
 		}
+		n.ID = stored.ID
+		val, err := encode(toSubjectRec(n))
+		if err != nil {
+			return err
+		}
+		e = newSubjEntry(n)
 		return b.Put(key, val)
+	}, func() {
+		s.mu.Lock()
+		if old := s.subjects.bySSSID[n.SSSID]; old != nil {
+			s.subjects.replace(old, e)
+		} else {
+			s.subjects.add(e)
+		}
+		s.mu.Unlock()
 	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.subjects.remove(old)
-	s.subjects.add(newSubjEntry(n))
-	s.mu.Unlock()
-	return nil
 }
 
 // DeleteSubject removes a subject, or returns an error that wraps
 // [idm.ErrNotFound]. The subject's links and audit records stay.
 func (s *Store) DeleteSubject(ctx context.Context, sssid string) error {
 	const op = "delete subject"
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	old := s.subjects.bySSSID[sssid]
-	if old == nil {
-		if err := s.checkOpen(ctx, op); err != nil {
-			return err
-		}
-		return fmt.Errorf("boltstore: %s: SSSID %q: %w", op, sssid, idm.ErrNotFound)
-	}
-	err := s.update(ctx, op, func(tx *bolt.Tx) error {
+	return s.write(ctx, op, func(tx *bolt.Tx, _ *batch) error {
 		b := bucket(tx, bSubjects)
 		if b.Get([]byte(sssid)) == nil {
 			return fmt.Errorf("SSSID %q: %w", sssid, idm.ErrNotFound)
 		}
 		return b.Delete([]byte(sssid))
+	}, func() {
+		s.mu.Lock()
+		if old := s.subjects.bySSSID[sssid]; old != nil {
+			s.subjects.remove(old)
+		}
+		s.mu.Unlock()
 	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.subjects.remove(old)
-	s.mu.Unlock()
-	return nil
 }
 
 // ListSubjects returns a page of the subjects that match f.Search, in the
@@ -568,6 +630,17 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 	q := strings.ToLower(f.Search)
 
 	s.mu.RLock()
+	if q != "" {
+		if page, total, ok := s.subjects.searchPage(q, f.Sites, col, f.Desc, lo, hi); ok {
+			out := make([]idm.Subject, len(page))
+			for i, e := range page {
+				out[i] = e.subject()
+			}
+			s.mu.RUnlock()
+			return out, total, nil
+		}
+		// A search shorter than a trigram tests every subject below.
+	}
 	idx, built := s.subjects.order(col)
 	if !built {
 		s.mu.RUnlock()
@@ -636,6 +709,96 @@ func (s *Store) ListSubjects(ctx context.Context, f idm.SubjectFilter) ([]idm.Su
 		out[i] = e.subject()
 	}
 	return out, total, nil
+}
+
+// maxSelect is the end of the deepest page of search results that
+// searchPage selects without sorting all of them.
+const maxSelect = 4096
+
+// searchPage returns the entries at positions lo to hi-1 of the subjects
+// that match the lower-cased search q, in the order of col (descending if
+// desc, ties by SSSID ascending), and how many match in all; ok is false
+// when q is too short for the search index. Only sites' subjects match
+// when sites is not nil. It answers from the kept results of the search,
+// or tests the candidates the index gives and keeps the results when they
+// are many. The caller holds the store's s.mu for reading.
+func (c *subjectCache) searchPage(q string, sites []string, col int, desc bool, lo, hi int) (page []*subjEntry, total int, ok bool) {
+	key := searchKey{q: q, sites: sitesKey(sites), col: col}
+	if r := c.results.get(key); r != nil {
+		page, total = pageOf(r.idx, col, desc, lo, hi)
+		return page, total, true
+	}
+	cands, ok := c.search.Candidates(q)
+	if !ok {
+		return nil, 0, false
+	}
+	page, total = c.candidatesPage(cands, key, desc, lo, hi)
+	return page, total, true
+}
+
+// pageOf returns positions lo to hi-1 of idx, which is in the ascending
+// order of col, in that order or (desc) the descending one, and len(idx).
+func pageOf(idx []*subjEntry, col int, desc bool, lo, hi int) ([]*subjEntry, int) {
+	if desc {
+		return descPage(idx, col, lo, hi), len(idx)
+	}
+	return idx[min(lo, len(idx)):min(hi, len(idx))], len(idx)
+}
+
+// candidatesPage tests the candidates of a search and returns the page of
+// the matches and their number, keeping the matches (see searchcache.go)
+// when there are many.
+func (c *subjectCache) candidatesPage(cands []uint32, key searchKey, desc bool, lo, hi int) ([]*subjEntry, int) {
+	q, col := key.q, key.col
+	var matched []*subjEntry
+	for _, o := range cands {
+		e := c.byOrd[o]
+		if e == nil || !inSites(key.sites, e.site) || !e.matches(q) {
+			continue
+		}
+		matched = append(matched, e)
+	}
+	total := len(matched)
+	if total >= minCachedMatches {
+		slices.SortFunc(matched, compareOrder(col))
+		c.results.put(key, matched, len(c.bySSSID))
+		return pageOf(matched, col, desc, lo, hi)
+	}
+	hi = min(hi, total)
+	if lo >= hi {
+		return nil, total
+	}
+	order := compareOrder(col)
+	if desc {
+		order = func(a, b *subjEntry) int {
+			if c := compareCol(col, a, b); c != 0 {
+				return -c
+			}
+			return strings.Compare(a.field(fSSSID), b.field(fSSSID))
+		}
+	}
+	if hi > maxSelect || hi == total {
+		slices.SortFunc(matched, order)
+		return matched[lo:hi], total
+	}
+	return smallest(matched, hi, order)[lo:], total
+}
+
+// smallest returns the k first of entries in the order cmp, sorted: one
+// comparison for most entries when k is far below their number.
+func smallest(entries []*subjEntry, k int, cmp func(a, b *subjEntry) int) []*subjEntry {
+	buf := make([]*subjEntry, 0, k+1)
+	for _, e := range entries {
+		if len(buf) == k && cmp(e, buf[k-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(buf, e, cmp)
+		buf = slices.Insert(buf, i, e)
+		if len(buf) > k {
+			buf = buf[:k]
+		}
+	}
+	return buf
 }
 
 // normSubject returns sub with its times normalised. It shares sub's

@@ -93,3 +93,92 @@ func TestDescendingOrders(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchIndexAgainstScan checks the indexed search (searchPage on the
+// candidates of the trigram index) against testing every subject, through
+// creates, renames, deletes (enough to renumber the ordinals several times)
+// and site moves, for searches of every length, both directions and a few
+// windows.
+func TestSearchIndexAgainstScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	names := []string{"Meier", "Müller", "MEYER", "Keller", "Wyss", "Graf", "Åsa", "Zoë"}
+	sites := []string{"", "Basel", "Bern"}
+	c := newSubjectCache()
+	subject := func(i int) idm.Subject {
+		return idm.Subject{ID: fmt.Sprintf("id-%d-%d", i, rng.Int()), SSSID: fmt.Sprintf("S-%04d", i),
+			Name: names[rng.IntN(len(names))] + " " + names[rng.IntN(len(names))],
+			Bday: fmt.Sprintf("19%02d-0%d-1%d", rng.IntN(100), rng.IntN(10), rng.IntN(10)), Site: sites[rng.IntN(len(sites))]}
+	}
+	renumbered := 0
+	check := func(round int) {
+		for _, q := range []string{"m", "me", "mei", "meier", "ü", "müll", "s-00", "s-0012", "19", "1950-0", "r m", "zzz", "yer k"} {
+			for _, siteFilter := range [][]string{nil, {"Bern"}, {"Basel", ""}} {
+				for _, desc := range []bool{false, true} {
+					col := []int{colSSSID, colName, colBday}[rng.IntN(3)]
+					var want []*subjEntry
+					for _, e := range c.bySSSID {
+						if (siteFilter == nil || slices.Contains(siteFilter, e.site)) && e.matches(q) {
+							want = append(want, e)
+						}
+					}
+					slices.SortFunc(want, func(a, b *subjEntry) int {
+						c := compareCol(col, a, b)
+						if desc {
+							c = -c
+						}
+						return cmp.Or(c, strings.Compare(a.field(fSSSID), b.field(fSSSID)))
+					})
+					for _, w := range [][2]int{{0, 50}, {3, 10}, {0, 1 << 30}, {len(want) - 2, len(want) + 5}} {
+						lo, hi := max(w[0], 0), w[1]
+						got, total, ok := c.searchPage(q, siteFilter, col, desc, lo, hi)
+						if !ok {
+							if len(q) >= 3 {
+								t.Fatalf("no candidates for %q", q)
+							}
+							break
+						}
+						if total != len(want) {
+							t.Fatalf("round %d: search %q in %v: total %d, want %d", round, q, siteFilter, total, len(want))
+						}
+						if exp := want[min(lo, len(want)):min(hi, len(want))]; !slices.Equal(got, exp) && len(got)+len(exp) > 0 {
+							t.Fatalf("round %d: search %q in %v, col %d desc %v, %d to %d: wrong page", round, q, siteFilter, col, desc, lo, hi)
+						}
+					}
+				}
+			}
+		}
+	}
+	next := 0
+	for round := range 6 {
+		for range 1500 {
+			c.add(newSubjEntry(subject(next)))
+			next++
+		}
+		var all []*subjEntry
+		for _, e := range c.bySSSID {
+			all = append(all, e)
+		}
+		for i, e := range all {
+			before := len(c.byOrd)
+			switch i % 4 {
+			case 0:
+				c.remove(e)
+			case 1:
+				s := e.subject()
+				s.Name = names[rng.IntN(len(names))]
+				c.replace(e, newSubjEntry(s))
+			case 2:
+				s := e.subject()
+				s.Site = sites[rng.IntN(len(sites))]
+				c.replace(e, newSubjEntry(s))
+			}
+			if len(c.byOrd) < before {
+				renumbered++
+			}
+		}
+		check(round)
+	}
+	if renumbered == 0 {
+		t.Error("the ordinals were never renumbered")
+	}
+}

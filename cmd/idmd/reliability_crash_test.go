@@ -30,12 +30,26 @@ const (
 	crashRounds         = 5
 	crashSubjectWorkers = 6
 	crashUserWorkers    = 2
-	crashMinLoad        = 300 * time.Millisecond // before the kill
-	crashMaxLoad        = 1200 * time.Millisecond
-	crashMaxPerWorker   = 2000 // a bound on requests per worker and round
+	// crashGroupWorkers is the number of subject writers of the group
+	// commit case: enough that many writes wait for each commit.
+	crashGroupWorkers = 48
+	crashMinLoad      = 300 * time.Millisecond // before the kill
+	crashMaxLoad      = 1200 * time.Millisecond
+	crashMaxPerWorker = 2000 // a bound on requests per worker and round
 )
 
 func TestCrashSafetyBolt(t *testing.T) {
+	crashSafetyBolt(t, crashSubjectWorkers)
+}
+
+// TestCrashSafetyBoltGroupCommit kills idmd while many concurrent writes
+// share bbolt transactions (the store's group commit): every write it
+// acknowledged must be there all the same.
+func TestCrashSafetyBoltGroupCommit(t *testing.T) {
+	crashSafetyBolt(t, crashGroupWorkers)
+}
+
+func crashSafetyBolt(t *testing.T, subjectWorkers int) {
 	env := baseEnv(t)
 	var dbPath string
 	for _, e := range env {
@@ -43,7 +57,7 @@ func TestCrashSafetyBolt(t *testing.T) {
 			dbPath = v
 		}
 	}
-	l := crashLoop(t, env)
+	l := crashLoop(t, env, subjectWorkers)
 
 	// The file is consistent (bbolt's own check of pages and freelist) and
 	// every acknowledged write is in it, with its audit records.
@@ -69,7 +83,7 @@ func TestCrashSafetyMongo(t *testing.T) {
 	dbName := testmongo.NewDatabaseName(t)
 	client := testmongo.Client(t, testmongo.URI(t))
 	t.Cleanup(func() { _ = client.Database(dbName).Drop(context.Background()) })
-	l := crashLoop(t, mongoEnv(t, dbName))
+	l := crashLoop(t, mongoEnv(t, dbName), crashSubjectWorkers)
 
 	store, err := mongostore.Open(t.Context(), testmongo.URI(t), dbName)
 	require.NoError(t, err)
@@ -78,9 +92,10 @@ func TestCrashSafetyMongo(t *testing.T) {
 	t.Logf("mongodb %s: %d acknowledged records and their audits checked in the store", dbName, n)
 }
 
-// crashLoop runs the crash rounds against idmd with env, and returns the
-// ledger of acknowledged writes; idmd is stopped when it returns.
-func crashLoop(t *testing.T, env []string) *ledger {
+// crashLoop runs the crash rounds against idmd with env and subjectWorkers
+// concurrent subject writers, and returns the ledger of acknowledged
+// writes; idmd is stopped when it returns.
+func crashLoop(t *testing.T, env []string, subjectWorkers int) *ledger {
 	t.Helper()
 	p := start(t, env)
 	token := bootstrap(t, p.url)
@@ -91,7 +106,7 @@ func crashLoop(t *testing.T, env []string) *ledger {
 		before, _, _, _ := l.counts()
 		delay := crashMinLoad + rand.N(crashMaxLoad-crashMinLoad)
 		var wg sync.WaitGroup
-		for w := range crashSubjectWorkers {
+		for w := range subjectWorkers {
 			wg.Go(func() { subjectWriter(ctx, c, p.url, token, fmt.Sprintf("r%d-w%d", round, w), l) })
 		}
 		for w := range crashUserWorkers {

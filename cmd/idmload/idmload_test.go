@@ -371,6 +371,20 @@ func TestRunSlice(t *testing.T) {
 	assert.Equal(t, time.Duration(-1), r.cpu, "an httptest server has no CPU figures")
 	assert.InDelta(t, 300*time.Millisecond, r.elapsed, float64(100*time.Millisecond))
 
+	assert.Empty(t, r.writeLat, "GETs are no writes")
+
+	// Writes (any other method) count in writeLat as well as in lat.
+	wl.next = func(w *worker) call {
+		if w.rng.IntN(2) == 0 {
+			return call{method: http.MethodPut, path: "/x", body: []byte(`{}`), want: http.StatusOK}
+		}
+		return call{method: http.MethodGet, path: "/x", want: http.StatusOK}
+	}
+	res, err = runSlice(t.Context(), []*workload{wl}, 0, 200*time.Millisecond)
+	require.NoError(t, err)
+	assert.Positive(t, len(res[0].writeLat))
+	assert.Less(t, len(res[0].writeLat), res[0].ok)
+
 	wl.next = func(w *worker) call { return call{method: http.MethodGet, path: "/x", want: http.StatusCreated} }
 	res, err = runSlice(t.Context(), []*workload{wl}, 0, 100*time.Millisecond)
 	require.NoError(t, err)

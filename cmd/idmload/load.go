@@ -40,6 +40,7 @@ const (
 type sample struct {
 	end, lat time.Duration
 	out      outcome
+	write    bool // a request that changes data (not a GET)
 }
 
 // worker is one connection of a workload, with its own transport so that it
@@ -133,6 +134,7 @@ type result struct {
 	cpu                                 time.Duration // server CPU time in it; -1 when unknown
 	work                                float64       // requests' worth of work done (for rate when set)
 	lat                                 []time.Duration
+	writeLat                            []time.Duration // of the successful writes among lat
 	lastErr                             string
 }
 
@@ -151,6 +153,7 @@ func (r *result) add(o result) {
 	}
 	r.work += o.work
 	r.lat = append(r.lat, o.lat...)
+	r.writeLat = append(r.writeLat, o.writeLat...)
 	if o.lastErr != "" {
 		r.lastErr = o.lastErr
 	}
@@ -231,7 +234,7 @@ func runSlice(ctx context.Context, wls []*workload, warm, d time.Duration) ([]re
 					t := time.Now()
 					out := w.do(rctx, wl.srv.base, c)
 					end := time.Now()
-					w.samples = append(w.samples, sample{end: end.Sub(start), lat: end.Sub(t), out: out})
+					w.samples = append(w.samples, sample{end: end.Sub(start), lat: end.Sub(t), out: out, write: c.method != http.MethodGet})
 				}
 			})
 		}
@@ -275,6 +278,9 @@ func runSlice(ctx context.Context, wls []*workload, warm, d time.Duration) ([]re
 				case outOK:
 					r.ok++
 					r.lat = append(r.lat, s.lat)
+					if s.write {
+						r.writeLat = append(r.writeLat, s.lat)
+					}
 				case outStatus:
 					r.bad++
 				case outThrottled:

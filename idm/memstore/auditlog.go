@@ -140,6 +140,10 @@ func (s *Store) ReplaceAudits(_ context.Context, records []idm.AuditEvent) error
 		old := s.log[e.Seq]
 		e.Time = old.Time // the time orders the records; it is not personal data
 		s.log[e.Seq] = e
+		if e.Document != old.Document {
+			s.unindexDoc(old.Document, e.Seq)
+			s.indexDoc(e)
+		}
 		i, found := slices.BinarySearchFunc(s.audits, old, compareAudits)
 		if found {
 			s.audits[i] = e

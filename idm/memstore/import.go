@@ -3,7 +3,6 @@ package memstore
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/c3-pro/idm/idm"
 )
@@ -44,16 +43,13 @@ func (s *Store) CreateSubjects(_ context.Context, subjects []idm.Subject, audits
 	}
 	for _, r := range recs {
 		s.subjects[r.s.SSSID] = r
+		s.index(r)
 	}
 	if len(recs) > 0 {
 		s.order = nil
 	}
 	for _, e := range events {
-		s.auditIDs[e.ID] = true
-		e.Seq = int64(len(s.log))
-		s.log = append(s.log, e)
-		i, _ := slices.BinarySearchFunc(s.audits, e, compareAudits)
-		s.audits = slices.Insert(s.audits, i, e)
+		s.appendAudit(e)
 	}
 	return nil
 }

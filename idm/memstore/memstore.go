@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/idm/ngram"
 )
 
 var _ idm.Store = (*Store)(nil)
@@ -34,6 +35,7 @@ type Store struct {
 	links        map[string]idm.Link    // by ID
 	audits       []idm.AuditEvent       // sorted by Time, then ID
 	log          []idm.AuditEvent       // the same records in Seq order
+	byDoc        map[string][]int64     // document -> Seqs of its records, in the order of audits
 	auditIDs     map[string]bool
 	tree         map[int64][32]byte // stored tree hashes by index
 	treeSize     int64
@@ -49,6 +51,14 @@ type Store struct {
 	// (holding mu for reading) fill it under orderMu.
 	orderMu sync.Mutex
 	order   map[orderKey][]*subjectRec
+
+	// search indexes the subjects' lower-cased SSSIDs, names and birthdays
+	// by ordinal, the place of their record in byOrd (see package ngram);
+	// a removed record leaves nil there, counted by dead, until the
+	// ordinals are renumbered. Guarded by mu like the records.
+	search ngram.Index
+	byOrd  []*subjectRec
+	dead   int
 }
 
 type userRec struct {
@@ -59,6 +69,7 @@ type userRec struct {
 type subjectRec struct {
 	s                          idm.Subject
 	lowSSSID, lowName, lowBday string
+	ord                        uint32 // its place in Store.byOrd
 }
 
 type orderKey struct {
@@ -78,6 +89,7 @@ func New() *Store {
 		keys:     map[string]idm.SigningKey{},
 		tree:     map[int64][32]byte{},
 		auditIDs: map[string]bool{},
+		byDoc:    map[string][]int64{},
 		failures: map[string]idm.LoginFailures{},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/c3-pro/idm/idm"
+	"github.com/c3-pro/idm/idm/ngram"
 )
 
 // cloneRaw returns a copy of m that shares no memory with it; nil when m
@@ -72,8 +73,31 @@ func (s *Store) CreateSubject(_ context.Context, sub idm.Subject) error {
 		return conflict("subject", sub.SSSID)
 	}
 	s.subjects[sub.SSSID] = rec
+	s.index(rec)
 	s.order = nil
 	return nil
+}
+
+// index gives rec the next ordinal and puts it into the search index. The
+// caller holds s.mu.
+func (s *Store) index(rec *subjectRec) {
+	rec.ord = uint32(len(s.byOrd))
+	s.byOrd = append(s.byOrd, rec)
+	s.search.Add(rec.ord, rec.lowSSSID, rec.lowName, rec.lowBday)
+}
+
+// unindex drops rec's ordinal, and renumbers the ordinals when more than
+// half are dead. The caller holds s.mu.
+func (s *Store) unindex(rec *subjectRec) {
+	s.byOrd[rec.ord] = nil
+	s.dead++
+	if s.dead > 64 && s.dead > len(s.byOrd)/2 {
+		live := slices.DeleteFunc(s.byOrd, func(r *subjectRec) bool { return r == nil })
+		s.byOrd, s.dead, s.search = nil, 0, ngram.Index{}
+		for _, r := range live {
+			s.index(r)
+		}
+	}
 }
 
 // FindSubject implements [idm.SubjectStore].
@@ -108,6 +132,13 @@ func (s *Store) UpdateSubject(_ context.Context, sub idm.Subject) error {
 	rec.s.ID = old.s.ID
 	rec.s.Rev++
 	s.subjects[sub.SSSID] = rec
+	if rec.lowName == old.lowName && rec.lowBday == old.lowBday {
+		rec.ord = old.ord
+		s.byOrd[rec.ord] = rec
+	} else {
+		s.unindex(old)
+		s.index(rec)
+	}
 	s.order = nil
 	return nil
 }
@@ -119,10 +150,12 @@ func (s *Store) DeleteSubject(_ context.Context, sssid string) error {
 	if s.closed {
 		return errClosed
 	}
-	if _, ok := s.subjects[sssid]; !ok {
+	old, ok := s.subjects[sssid]
+	if !ok {
 		return notFound("subject", sssid)
 	}
 	delete(s.subjects, sssid)
+	s.unindex(old)
 	s.order = nil
 	return nil
 }
@@ -146,6 +179,10 @@ func (s *Store) ListSubjects(_ context.Context, f idm.SubjectFilter) ([]idm.Subj
 	if s.closed {
 		return nil, 0, errClosed
 	}
+	if cands, ok := s.search.Candidates(search); ok {
+		out, total := s.searchPage(cands, search, f, compare)
+		return out, total, nil
+	}
 	sorted := s.sortedSubjects(orderKey{col, f.Desc}, compare)
 	if search == "" && f.Sites == nil {
 		lo, hi := page(len(sorted), f.Offset, f.Limit)
@@ -167,6 +204,35 @@ func (s *Store) ListSubjects(_ context.Context, f idm.SubjectFilter) ([]idm.Subj
 		total++
 	}
 	return out, total, nil
+}
+
+// searchPage answers ListSubjects for a search that the search index gave
+// the candidates for: it tests only those, then sorts the matches. The
+// caller holds s.mu for reading.
+func (s *Store) searchPage(cands []uint32, search string, f idm.SubjectFilter, compare func(a, b *subjectRec) int) ([]idm.Subject, int) {
+	var matched []*subjectRec
+	for _, o := range cands {
+		r := s.byOrd[o]
+		if r != nil && r.matches(search) && (f.Sites == nil || slices.Contains(f.Sites, r.s.Site)) {
+			matched = append(matched, r)
+		}
+	}
+	slices.SortFunc(matched, func(a, b *subjectRec) int {
+		c := compare(a, b)
+		if f.Desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		return strings.Compare(a.s.SSSID, b.s.SSSID)
+	})
+	lo, hi := page(len(matched), f.Offset, f.Limit)
+	out := make([]idm.Subject, 0, hi-lo)
+	for _, r := range matched[lo:hi] {
+		out = append(out, r.subject())
+	}
+	return out, len(matched)
 }
 
 // sortedSubjects returns the subjects in the order k, from the cache or

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +98,60 @@ func auditTests() []test {
 			assert.Equal(t, 1, total)
 			require.Len(t, list, 1)
 			assertSame(t, e, list[0])
+		}},
+		{"ListAcrossHours", func(t *testing.T, s idm.Store) {
+			// Records over several hours, days apart too, before 1970 as
+			// well, listed through ranges that cut hours and offsets that
+			// skip some: totals and pages as a scan of all would give them.
+			ctx := t.Context()
+			actors := []struct{ id, name string }{{"aaaaaaaaaaaaaaaaaaaaaaa1", "alice@example.org"}, {"bbbbbbbbbbbbbbbbbbbbbbb2", "bob@example.org"}, {"", ""}}
+			base := []time.Time{at(-24 * time.Hour), at(0), at(time.Hour), at(3 * time.Hour), time.Date(1969, 12, 31, 23, 30, 0, 0, time.UTC)}
+			var events []idm.AuditEvent
+			for i := range 40 {
+				a := actors[i%3]
+				when := base[i%len(base)].Add(time.Duration(i*7) * time.Minute)
+				events = append(events, newAudit(fmt.Sprintf("D-%d", i%4), when, a.id, a.name, "act"))
+			}
+			appendAudits(t, s, events...)
+			sorted := slices.Clone(events)
+			slices.SortFunc(sorted, func(a, b idm.AuditEvent) int {
+				if c := a.Time.Compare(b.Time); c != 0 {
+					return c
+				}
+				return strings.Compare(a.ID, b.ID)
+			})
+			for _, f := range []idm.AuditFilter{
+				{},
+				{Offset: 7, Limit: 5},
+				{Since: at(30 * time.Minute)},
+				{Since: at(30 * time.Minute), Until: at(3*time.Hour + 20*time.Minute), Offset: 2, Limit: 4},
+				{Since: at(10 * time.Minute), Until: at(50 * time.Minute)},
+				{Until: at(0)},
+				{Until: time.Date(1970, 1, 1, 0, 10, 0, 0, time.UTC)},
+				{Actor: "alice@example.org"},
+				{Actor: "bbbbbbbbbbbbbbbbbbbbbbb2", Since: at(-23 * time.Hour), Offset: 1, Limit: 3},
+				{Actor: "bob@example.org", Until: at(2 * time.Hour), Offset: 100},
+				{Actor: "nobody"},
+				{Since: at(5 * time.Hour)},
+			} {
+				var want []string
+				for _, e := range sorted {
+					if (f.Since.IsZero() || !e.Time.Before(f.Since)) && (f.Until.IsZero() || e.Time.Before(f.Until)) &&
+						(f.Actor == "" || e.ActorID == f.Actor || e.Actor == f.Actor) {
+						want = append(want, e.ID)
+					}
+				}
+				list, total, err := s.ListAudits(ctx, f)
+				require.NoError(t, err)
+				assert.Equal(t, len(want), total, "%+v", f)
+				end := len(want)
+				if f.Limit > 0 {
+					end = min(end, f.Offset+f.Limit)
+				}
+				var page []string
+				page = append(page, want[min(f.Offset, end):end]...)
+				assert.Equal(t, page, auditIDs(list), "%+v", f)
+			}
 		}},
 		{"OldNewJSON", func(t *testing.T, s idm.Store) {
 			ctx := t.Context()

@@ -454,6 +454,118 @@ func subjectTests() []test {
 				assert.Equal(t, len(tc.want), total, "search %q", tc.search)
 			}
 		}},
+		{"SearchFollowsWrites", func(t *testing.T, s idm.Store) {
+			ctx := t.Context()
+			mk := func(sssid, name, bday, site string) idm.Subject {
+				sub := newSubject(sssid)
+				sub.Name, sub.Bday, sub.Site = name, bday, site
+				return sub
+			}
+			a, b, c := mk("S-100", "Alice Meier", "1980-01-02", ""), mk("S-200", "Bob Keller", "1975-06-07", "Basel"),
+				mk("S-300", "Carol MEIER", "1966-03-04", "Zurich")
+			createSubjects(t, s, a, b, c)
+			type search struct {
+				q     string
+				sites []string
+				want  []string
+			}
+			check := func(when string, searches ...search) {
+				t.Helper()
+				for _, sc := range searches {
+					list, total, err := s.ListSubjects(ctx, idm.SubjectFilter{Search: sc.q, Sites: sc.sites})
+					require.NoError(t, err)
+					assert.Equal(t, sc.want, sssids(list), "%s: search %q in %v", when, sc.q, sc.sites)
+					assert.Equal(t, len(sc.want), total, "%s: search %q in %v", when, sc.q, sc.sites)
+				}
+			}
+			check("after creates",
+				search{"meier", nil, []string{"S-100", "S-300"}},
+				search{"Meier", []string{"Zurich"}, []string{"S-300"}},
+				search{"keller", nil, []string{"S-200"}},
+				search{"1980-01", nil, []string{"S-100"}},
+				search{"s-2", nil, []string{"S-200"}},
+				search{"me", nil, []string{"S-100", "S-300"}})
+			a.Name = "Alice Huber"
+			updateSubject(t, s, &a)
+			c.Bday = "1990-03-04"
+			updateSubject(t, s, &c)
+			b.Email = "bob@example.org" // not a searched field
+			updateSubject(t, s, &b)
+			check("after updates",
+				search{"meier", nil, []string{"S-300"}},
+				search{"huber", nil, []string{"S-100"}},
+				search{"1966", nil, nil},
+				search{"1990-03", nil, []string{"S-300"}},
+				search{"keller", nil, []string{"S-200"}},
+				search{"me", nil, []string{"S-300"}})
+			list, _, err := s.ListSubjects(ctx, idm.SubjectFilter{Search: "keller"})
+			require.NoError(t, err)
+			if assert.Len(t, list, 1) {
+				assertSame(t, b, list[0], "the updated subject, not the one before")
+			}
+			c.Site = "Bern"
+			updateSubject(t, s, &c)
+			check("after a site move",
+				search{"meier", []string{"Zurich"}, nil},
+				search{"meier", []string{"Bern"}, []string{"S-300"}},
+				search{"meier", []string{"Basel", "Bern"}, []string{"S-300"}},
+				search{"meier", nil, []string{"S-300"}})
+			require.NoError(t, s.DeleteSubject(ctx, "S-100"))
+			check("after a delete",
+				search{"huber", nil, nil},
+				search{"s-1", nil, nil})
+			d := mk("S-100", "Dora Meier", "1999-09-09", "Bern")
+			createSubjects(t, s, d)
+			check("after a new subject under a deleted SSSID",
+				search{"meier", nil, []string{"S-100", "S-300"}},
+				search{"huber", nil, nil},
+				search{"dora", []string{"Bern"}, []string{"S-100"}})
+			list, total, err := s.ListSubjects(ctx, idm.SubjectFilter{Search: "MEIER", OrderCol: "name", Desc: true, Limit: 1})
+			require.NoError(t, err)
+			assert.Equal(t, 2, total)
+			assert.Equal(t, []string{"S-100"}, sssids(list), "Dora before Carol, descending")
+			list, total, err = s.ListSubjects(ctx, idm.SubjectFilter{Search: "meier", OrderCol: "name", Offset: 1, Limit: 5})
+			require.NoError(t, err)
+			assert.Equal(t, 2, total)
+			assert.Equal(t, []string{"S-100"}, sssids(list), "the second by name ascending")
+		}},
+		{"SearchManySubjects", func(t *testing.T, s idm.Store) {
+			// More matches than one page, ordered by another column, with
+			// deletes and renames among them.
+			ctx := t.Context()
+			var all []idm.Subject
+			for i := range 60 {
+				sub := newSubject(fmt.Sprintf("M-%03d", i))
+				sub.Name = fmt.Sprintf("Name%02d %s", 59-i, []string{"Weber", "Wyss", "Graf"}[i%3])
+				all = append(all, sub)
+			}
+			createSubjects(t, s, all...)
+			for i := 0; i < 60; i += 12 {
+				require.NoError(t, s.DeleteSubject(ctx, all[i].SSSID))
+			}
+			for _, i := range []int{6, 30} {
+				all[i].Name = strings.Replace(all[i].Name, "Weber", "Graf", 1)
+				updateSubject(t, s, &all[i])
+			}
+			var want []string // the remaining Webers by name, descending
+			for i := 0; i < 60; i += 3 {
+				if i%12 != 0 && i != 6 && i != 30 {
+					want = append(want, all[i].SSSID)
+				}
+			}
+			require.Len(t, want, 13)
+			slices.Sort(want) // names descend as SSSIDs ascend
+			for _, tc := range []struct{ offset, limit int }{{0, 0}, {0, 3}, {2, 4}, {9, 5}} {
+				list, total, err := s.ListSubjects(ctx, idm.SubjectFilter{Search: "weber", OrderCol: "name", Desc: true, Offset: tc.offset, Limit: tc.limit})
+				require.NoError(t, err)
+				assert.Equal(t, len(want), total)
+				end := len(want)
+				if tc.limit > 0 {
+					end = min(end, tc.offset+tc.limit)
+				}
+				assert.Equal(t, want[min(tc.offset, end):end], sssids(list), "offset %d limit %d", tc.offset, tc.limit)
+			}
+		}},
 		{"SearchSortAndPage", func(t *testing.T, s idm.Store) {
 			ctx := t.Context()
 			createSubjects(t, s, searchData()...)

@@ -20,8 +20,9 @@ var rules = []struct {
 	allow []string
 }{
 	{"idm", []string{"golang.org/x/text/..."}},
+	{"idm/ngram", nil},
 	{"idm/storetest", []string{"idm", "github.com/stretchr/testify/..."}},
-	{"idm/memstore", []string{"idm"}},
+	{"idm/memstore", []string{"idm", "idm/ngram"}},
 	{"auth/...", []string{"idm", "auth/...", "qrpng", "github.com/golang-jwt/jwt/v5/...", "github.com/pquerna/otp/...", "golang.org/x/crypto/...", "golang.org/x/time/...", "golang.org/x/text/..."}},
 	{"users/...", []string{"idm", "auth", "users/..."}},
 	{"resetflow/...", []string{"idm", "auth", "resetflow/...", "github.com/jordan-wright/email"}},
@@ -29,7 +30,7 @@ var rules = []struct {
 	// in-process and never names a store.
 	{"console", []string{"idm", "auth"}},
 	{"mongostore/...", []string{"idm", "mongostore/...", "go.mongodb.org/mongo-driver/v2/..."}},
-	{"boltstore/...", []string{"idm", "boltstore/...", "go.etcd.io/bbolt/..."}},
+	{"boltstore/...", []string{"idm", "idm/ngram", "boltstore/...", "go.etcd.io/bbolt/..."}},
 	{"internal/testmongo", []string{"github.com/FerretDB/FerretDB/...", "go.mongodb.org/mongo-driver/v2/..."}},
 	{"internal/archtest", nil},
 	{"internal/testclock", nil},
